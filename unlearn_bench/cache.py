@@ -1,0 +1,35 @@
+"""Content-keyed caches that survive interruption: a folder appears only once it is complete."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def cache_key(spec: dict) -> str:
+    """A short stable hash of a JSON-able spec."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@contextmanager
+def building(folder: Path) -> Iterator[Path]:
+    """Yield a scratch folder beside ``folder`` and move it into place only if the block succeeds,
+    so an interrupted build leaves no half-written cache entry. If a concurrent builder got there
+    first, its result is kept and ours is dropped."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", suffix=".tmp", dir=folder.parent))
+    try:
+        yield tmp
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,96 @@
+"""Structured schemas for the plain (non-``_target_``) config sections, checked at start-up.
+
+Hydra already rejects unknown group options (``method=foo``); these schemas add early, readable
+errors for wrong keys, types and ranges inside the sections the recipes read directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the fix."""
+
+
+@dataclass
+class StageConfig:
+    """One training stage (fine-tune or unlearn): schedule and optimiser."""
+
+    epochs: int = 1
+    batch_size: int = 8
+    optimizer: Any = None
+    scheduler: str = "constant"
+    warmup_ratio: float = 0.0
+    seed: int = 0
+
+    def check(self, where: str) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"{where}.epochs and {where}.batch_size must be >= 1")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"{where}.scheduler={self.scheduler!r}; choose one of {SCHEDULERS}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"{where}.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+        if self.optimizer is None or "_target_" not in self.optimizer:
+            raise ConfigError(f"{where}.optimizer needs a _target_, e.g. torch.optim.AdamW with _partial_: true")
+
+
+@dataclass
+class EvalConfig:
+    """Greedy generation for the ROUGE-L scores."""
+
+    batch_size: int = 64
+    max_new_tokens: int = 48
+    max_samples: Any = None  # int or null: cap on samples per eval set, for quick runs
+
+    def check(self, where: str) -> None:
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ConfigError(f"{where}.batch_size and {where}.max_new_tokens must be >= 1")
+        if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
+            raise ConfigError(f"{where}.max_samples={self.max_samples!r} must be null or an int >= 1")
+
+
+@dataclass
+class DataConfig:
+    """Which splits play which role; ``source`` builds the :class:`~unlearn_bench.data.source.TofuSource`."""
+
+    name: str = "?"
+    source: Any = None
+    forget_split: str = "forget10"
+    retain_split: str = "retain90"
+    finetune_splits: dict[str, list[str]] = field(default_factory=dict)
+    eval_sets: dict[str, str] = field(default_factory=dict)
+    forget_set: str = "forget"
+    utility_sets: list[str] = field(default_factory=list)
+
+    def check(self, where: str) -> None:
+        if set(self.finetune_splits) != {"full", "retain"}:
+            raise ConfigError(f"{where}.finetune_splits needs exactly the keys 'full' and 'retain'")
+        named = [self.forget_set, *self.utility_sets]
+        unknown = [s for s in named if s not in self.eval_sets]
+        if unknown or not self.utility_sets:
+            raise ConfigError(
+                f"{where}.forget_set/utility_sets name {unknown or 'no utility set'}; "
+                f"they must be non-empty keys of {where}.eval_sets={sorted(self.eval_sets)}"
+            )
+
+
+SCHEMAS = {"finetune": StageConfig, "unlearn": StageConfig, "eval": EvalConfig, "data": DataConfig}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check each plain section against its schema; raise one readable :class:`ConfigError`."""
+    for key, schema in SCHEMAS.items():
+        if key not in cfg:
+            raise ConfigError(f"the config has no '{key}' section")
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(cfg[key], resolve=True))
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"bad value in {key}.{e.full_key}: {str(e.msg).splitlines()[0]}") from None
+        OmegaConf.to_object(merged).check(key)

@@ -1,0 +1,34 @@
+"""Score a model on named eval sets and reduce them to the paper's columns."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from datasets import Dataset
+
+from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.eval.generation import generate_answers
+from unlearn_bench.eval.rouge import RougeLRecall
+
+
+def score_set(
+    model, encoder: QAEncoder, data: Dataset, batch_size: int, max_new_tokens: int,
+    max_samples: int | None = None, rewrite: Callable[[str], str] | None = None, desc: str = "eval",
+) -> dict:
+    """ROUGE-L recall of greedy answers on ``data``; ``rewrite`` transforms each question first."""
+    if max_samples is not None:
+        data = data.select(range(min(max_samples, len(data))))
+    questions = [rewrite(q) if rewrite else q for q in data["question"]]
+    answers = generate_answers(model, encoder, questions, batch_size, max_new_tokens, desc=desc)
+    metric = RougeLRecall()
+    metric.update(answers, data["answer"])
+    return {"rougeL_recall": float(metric.compute()), "n": len(data)}
+
+
+def summarize(per_set: Mapping[str, dict], forget_set: str, utility_sets: list[str]) -> dict:
+    """Unlearn = forget-set score (lower is better); clean utility = mean over utility sets."""
+    missing = [s for s in [forget_set, *utility_sets] if s not in per_set]
+    if missing:
+        raise KeyError(f"eval sets {missing} were not scored; scored: {sorted(per_set)}")
+    utility = [per_set[s]["rougeL_recall"] for s in utility_sets]
+    return {"unlearn": per_set[forget_set]["rougeL_recall"], "clean_utility": sum(utility) / len(utility)}

@@ -1,0 +1,114 @@
+"""Fine-tune stage: the "full" model (all data, like TOFU's full model) and the "retain" model
+(without the forget authors, the reference for forget quality), each trained once and cached.
+
+The cache key hashes the model, data and fine-tune config, so every sweep cell that shares them
+reuses the same checkpoint, and a changed config can never pick up a stale one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from pathlib import Path
+
+import lightning as L
+from datasets import concatenate_datasets
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from unlearn_bench.cache import building, cache_key
+from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.data.source import TofuSource
+from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, apply_template
+from unlearn_bench.datamodule import QADataModule
+from unlearn_bench.eval.evaluate import score_set
+from unlearn_bench.losses import NLL, ComposedLoss
+from unlearn_bench.model import base_model
+from unlearn_bench.module import ComposedLossModule
+
+log = logging.getLogger(__name__)
+ROLES = ("full", "retain")
+BASE_EVAL_FILE = "finetune_eval.json"
+
+
+def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
+    """Folder of the fine-tuned ``role`` model (``save_pretrained`` format), training it if absent."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    splits = list(cfg.data.finetune_splits[role])
+    spec = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "data": source.fingerprint,
+        "splits": splits,
+        "tokenizer_splits": list(cfg.data.finetune_splits.full),
+        "finetune": OmegaConf.to_container(cfg.finetune, resolve=True),
+        "precision": str(cfg.trainer.get("precision")),
+    }
+    folder = Path(cfg.paths.cache_dir) / "models" / f"{cfg.model.name}-{role}-{cache_key(spec)}"
+    if folder.is_dir():
+        log.info("Reusing the fine-tuned %s model at %s", role, folder)
+        return folder
+
+    log.info("Fine-tuning the %s model on %s (cached at %s)", role, splits, folder)
+    corpus = _texts([source.load(s) for s in cfg.data.finetune_splits.full])
+    model, tokenizer = base_model(cfg.model, corpus, Path(cfg.paths.cache_dir) / "tokenizers")
+    encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
+    train = concatenate_datasets([source.load(s).select_columns(["question", "answer"]) for s in splits])
+    datamodule = QADataModule({"train": train}, encoder, cfg.finetune.batch_size)
+    module = ComposedLossModule(
+        model,
+        ComposedLoss({"nll": NLL("train")}),
+        instantiate(cfg.finetune.optimizer),
+        cfg.finetune.scheduler,
+        cfg.finetune.warmup_ratio,
+    )
+    L.seed_everything(cfg.finetune.seed, workers=True)
+    trainer = instantiate(cfg.trainer, max_epochs=cfg.finetune.epochs, logger=False, enable_checkpointing=False)
+    trainer.fit(module, datamodule)
+
+    with building(folder) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if role == "full":
+            report = base_eval(model, encoder, source, cfg)
+            (tmp / BASE_EVAL_FILE).write_text(json.dumps(report, indent=2))
+    return folder
+
+
+def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig) -> dict:
+    """How well the fine-tuned model knows the data before unlearning: ROUGE-L recall on the
+    forget and retain sets, plain and wrapped in the default attack templates (one per question,
+    chosen by a hash of the question so it is stable)."""
+
+    def wrapped(question: str) -> str:
+        templates = DEFAULT_ATTACK_TEMPLATES
+        return apply_template(templates[zlib.crc32(question.encode()) % len(templates)], question)
+
+    report = {}
+    for name in (cfg.data.forget_set, *cfg.data.utility_sets):
+        data = source.load(cfg.data.eval_sets[name])
+        kwargs = dict(batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                      max_samples=cfg.eval.max_samples)
+        report[name] = {
+            "plain": score_set(model, encoder, data, desc=f"base {name}", **kwargs)["rougeL_recall"],
+            "templated": score_set(model, encoder, data, rewrite=wrapped, desc=f"base {name}+tpl", **kwargs)[
+                "rougeL_recall"
+            ],
+        }
+    return report
+
+
+def read_base_eval(folder: Path) -> dict | None:
+    file = Path(folder) / BASE_EVAL_FILE
+    return json.loads(file.read_text()) if file.exists() else None
+
+
+def _texts(datasets) -> list[str]:
+    """Every string of the TOFU fields, for training a tokenizer."""
+    texts = []
+    for data in datasets:
+        for row in data:
+            texts += [row["question"], row["answer"], row.get("paraphrased_answer") or ""]
+            texts += list(row.get("perturbed_answer") or [])
+    return [t for t in texts if t]

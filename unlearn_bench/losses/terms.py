@@ -1,0 +1,52 @@
+"""Loss terms: each reads one split of the batch and returns a scalar.
+
+A method is a weighted sum of terms (:class:`~unlearn_bench.losses.method.ComposedLoss`), e.g.
+GD = NegativeNLL(forget) + λ·NLL(retain). Labels are ``-100`` on prompt and padding tokens, so
+every term sees answer tokens only.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+IGNORE_INDEX = -100
+
+
+def sequence_nll(logits: Tensor, labels: Tensor) -> Tensor:
+    """Per-sample mean negative log-likelihood of the answer tokens.
+
+    nll_i = -(1/|y_i|) Σ_t log p(y_i,t | x_i, y_i,<t), with logits at position t predicting
+    token t+1 (the usual causal shift). Shape ``[batch]``.
+    """
+    logits, labels = logits[:, :-1].float(), labels[:, 1:]
+    mask = labels != IGNORE_INDEX
+    token_nll = nn.functional.cross_entropy(
+        logits.transpose(1, 2), labels.masked_fill(~mask, 0), reduction="none"
+    )
+    return (token_nll * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+class LossTerm(nn.Module):
+    """A term of an unlearning objective on one split (``forget``, ``retain``, ...)."""
+
+    def __init__(self, split: str, weight: float = 1.0):
+        super().__init__()
+        self.split = split
+        self.weight = float(weight)
+
+
+class NLL(LossTerm):
+    """L = mean_i nll_i on the split: plain fine-tuning (the retain term of GD, IDK, NPO)."""
+
+    def forward(self, cache) -> Tensor:
+        return cache.sequence_nll(self.split).mean()
+
+
+class NegativeNLL(LossTerm):
+    """L = -mean_i nll_i on the split: gradient ascent on the forget data (GA, GD's forget term)."""
+
+    def forward(self, cache) -> Tensor:
+        return -cache.sequence_nll(self.split).mean()
+
+
+

@@ -1,0 +1,49 @@
+"""Getting a causal LM and its tokenizer: from a hub id / local path, or built from a config.
+
+``model.pretrained`` set: ``from_pretrained`` (the paper-scale path). Unset: the architecture in
+``model.architecture`` (a transformers config) with random init, and a tokenizer trained on the
+data, so the embedded default needs no download.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from unlearn_bench.cache import building, cache_key
+from unlearn_bench.tokenizer import train_tokenizer
+
+
+def load_pretrained(path: str | Path, dtype: str = "float32"):
+    """Model and tokenizer saved with ``save_pretrained`` (or a hub id)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype))
+    return model, tokenizer
+
+
+def base_model(model_cfg: DictConfig, corpus: Iterable[str], cache_dir: Path):
+    """The model fine-tuning starts from, and its tokenizer."""
+    if model_cfg.pretrained:
+        return load_pretrained(model_cfg.pretrained, model_cfg.dtype)
+    tokenizer = _local_tokenizer(list(corpus), model_cfg.tokenizer_vocab_size, cache_dir)
+    config = instantiate(
+        model_cfg.architecture,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return AutoModelForCausalLM.from_config(config, dtype=getattr(torch, model_cfg.dtype)), tokenizer
+
+
+def _local_tokenizer(texts: list[str], vocab_size: int, cache_dir: Path):
+    folder = Path(cache_dir) / f"tokenizer-{cache_key({'texts': texts, 'vocab_size': vocab_size})}"
+    if not folder.is_dir():
+        with building(folder) as tmp:
+            train_tokenizer(texts, vocab_size).save_pretrained(tmp)
+    return AutoTokenizer.from_pretrained(str(folder))

@@ -1,0 +1,48 @@
+"""The LightningModule of both stages: a causal LM trained on a composed loss.
+
+Fine-tuning is ``NLL(train)``; unlearning is a method's terms over ``forget``/``retain`` batches.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import lightning as L
+import torch
+from transformers import get_scheduler
+
+from unlearn_bench.losses import ComposedLoss
+
+
+class ComposedLossModule(L.LightningModule):
+    """Wraps a transformers causal LM; each step minimises ``loss(model, batch)``.
+
+    ``batch`` maps split names to padded QA batches (see :class:`~unlearn_bench.datamodule.QADataModule`).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss: ComposedLoss,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: str = "constant",
+        warmup_ratio: float = 0.0,
+    ):
+        super().__init__()
+        self.model, self.loss, self.optimizer_factory = model, loss, optimizer
+        self.model.train()  # from_pretrained returns eval mode (dropout off); train it as a trainee
+        self.scheduler, self.warmup_ratio = scheduler, warmup_ratio
+
+    def training_step(self, batch, batch_idx):
+        total, parts = self.loss(self.model, batch)
+        size = len(next(iter(batch.values()))["input_ids"])
+        self.log("train/loss", total, prog_bar=True, batch_size=size)
+        for name, value in parts.items():
+            self.log(f"train/{name}", value, batch_size=size)
+        return total
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.model.parameters())
+        steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = get_scheduler(self.scheduler, optimizer, int(self.warmup_ratio * steps), steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,20 @@
+"""OmegaConf resolvers used by the configs."""
+
+from __future__ import annotations
+
+import re
+
+from omegaconf import OmegaConf
+
+
+def retain_of(forget_split: str) -> str:
+    """TOFU's matching retain split: forget05 -> retain95, forget01 -> retain99."""
+    match = re.fullmatch(r"forget(\d\d)", forget_split)
+    if not match:
+        raise ValueError(f"cannot derive the retain split of {forget_split!r}; set data.retain_split explicitly")
+    return f"retain{100 - int(match.group(1))}"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("retain_of"):
+        OmegaConf.register_new_resolver("retain_of", retain_of)

@@ -1,0 +1,117 @@
+"""``unlearn-bench``: one experiment cell, top to bottom.
+
+fine-tuned model (cached) -> unlearning with the method's loss -> eval -> metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from unlearn_bench.config import ConfigError, validate
+from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.datamodule import QADataModule
+from unlearn_bench.eval.evaluate import score_set, summarize
+from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
+from unlearn_bench.model import load_pretrained
+from unlearn_bench.module import ComposedLossModule
+from unlearn_bench.resolvers import register_resolvers
+
+log = logging.getLogger(__name__)
+register_resolvers()
+
+
+def run_cell(cfg: DictConfig) -> dict:
+    """Run one cell and return what it writes to ``metrics.json``."""
+    start = time.time()
+    validate(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. The fine-tuned models, trained once per (model, data, fine-tune) config and cached.
+    source = instantiate(cfg.data.source)
+    full_dir = finetuned_model_dir(cfg, source, "full")
+    finetuned_model_dir(cfg, source, "retain")  # built now so that every cell finds it cached
+
+    # 2. Unlearning: the method's loss over paired forget/retain batches.
+    L.seed_everything(cfg.seed, workers=True)
+    model, tokenizer = load_pretrained(full_dir, cfg.model.dtype)
+    encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
+    loss = instantiate(cfg.method.loss)
+    roles = {"forget": cfg.data.forget_split, "retain": cfg.data.retain_split}
+    unknown = loss.splits - set(roles)
+    if unknown:
+        raise ConfigError(f"method {cfg.method.name!r} reads splits {sorted(unknown)}; available: {sorted(roles)}")
+    datamodule = QADataModule(
+        {split: source.load(roles[split]) for split in sorted(loss.splits)},
+        encoder,
+        cfg.unlearn.batch_size,
+        epoch_split="forget" if "forget" in loss.splits else None,
+    )
+    module = ComposedLossModule(
+        model, loss, instantiate(cfg.unlearn.optimizer), cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio
+    )
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False)
+    trainer.fit(module, datamodule)
+
+    # 3. Eval: ROUGE-L recall of greedy answers on every eval set.
+    per_set = {
+        name: score_set(
+            model, encoder, source.load(split), cfg.eval.batch_size, cfg.eval.max_new_tokens,
+            cfg.eval.max_samples, desc=f"eval {name}",
+        )
+        for name, split in cfg.data.eval_sets.items()
+    }
+    metrics = {
+        **summarize(per_set, cfg.data.forget_set, list(cfg.data.utility_sets)),
+        "trigger_utility": None,
+        "per_set": per_set,
+        "base_model": read_base_eval(full_dir),
+        "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
+        | {"seed": cfg.seed},
+        "wall_seconds": round(time.time() - start, 2),
+    }
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    for logger in loggers:
+        logger.log_metrics({f"final/{k}": metrics[k] for k in ("unlearn", "clean_utility")})
+        logger.save()
+    print(format_table(metrics))
+    log.info("Wrote %s", output_dir / "metrics.json")
+    return metrics
+
+
+def _choice(cfg: DictConfig, key: str) -> str:
+    return cfg[key].get("name", "?") if isinstance(cfg[key], DictConfig) else str(cfg[key])
+
+
+def format_table(metrics: dict) -> str:
+    """A small plain-text table of the cell's scores."""
+    rows = [("unlearn (forget, lower is better)", metrics["unlearn"]),
+            ("clean utility (higher is better)", metrics["clean_utility"])]
+    trigger = metrics.get("trigger_utility")
+    rows.append(("trigger utility", "n/a" if trigger is None else trigger))
+    rows += [(f"  {name} ROUGE-L recall (n={s['n']})", s["rougeL_recall"]) for name, s in metrics["per_set"].items()]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{label:<{width}}  {value if isinstance(value, str) else f'{value:.3f}'}" for label, value in rows]
+    header = " ".join(f"{k}={v}" for k, v in metrics["config"].items())
+    return "\n".join([header, "-" * (width + 8), *lines])
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        run_cell(cfg)
+    except ConfigError as e:
+        raise SystemExit(f"Config error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()
