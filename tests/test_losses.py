@@ -1,0 +1,95 @@
+"""Loss values against hand computations on a bigram 'model' whose logits we choose."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from unlearn_bench.losses import NLL, ComposedLoss, NegativeNLL, sequence_nll
+
+X = -100  # ignored label
+
+
+class Bigram(torch.nn.Module):
+    """logits at position t = W[input_ids[t]]; counts its forward passes."""
+
+    def __init__(self):
+        super().__init__()
+        w = torch.zeros(3, 3)
+        w[0, 1] = math.log(3)  # p(1 | 0) = 3/5
+        w[2, 0] = math.log(2)  # p(0 | 2) = 2/4; p(2 | 1) = 1/3 (row of zeros)
+        self.w, self.calls = torch.nn.Parameter(w), 0
+
+    def forward(self, input_ids, attention_mask):
+        self.calls += 1
+        return SimpleNamespace(logits=self.w[input_ids])
+
+
+def batch(ids, labels):
+    ids = torch.tensor(ids)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.tensor(labels)}
+
+
+# forget: sample A answers "1 2" after prompt "0": nll = (ln 5/3 + ln 3) / 2 = ln(5)/2
+#         sample B answers "0" after prompt "2", then padding: nll = ln 2
+FORGET = batch([[0, 1, 2], [2, 0, 0]], [[X, 1, 2], [X, 0, X]])
+RETAIN = batch([[2, 0]], [[X, 0]])  # nll = ln 2
+NLL_A, NLL_B = math.log(5) / 2, math.log(2)
+
+
+def test_sequence_nll_is_a_per_sample_mean_over_answer_tokens():
+    nll = sequence_nll(Bigram().w[FORGET["input_ids"]], FORGET["labels"])
+    assert nll.tolist() == pytest.approx([NLL_A, NLL_B])
+
+
+def test_sequence_nll_of_an_empty_answer_is_zero_not_nan():
+    nll = sequence_nll(torch.zeros(1, 3, 3), torch.tensor([[X, X, X]]))
+    assert nll.tolist() == [0.0]
+
+
+def test_ga_is_minus_the_forget_nll():
+    loss = ComposedLoss({"forget": NegativeNLL("forget")})
+    total, parts = loss(Bigram(), {"forget": FORGET})
+    assert total.item() == pytest.approx(-(NLL_A + NLL_B) / 2)
+    assert parts["forget"].item() == pytest.approx(-(NLL_A + NLL_B) / 2)
+
+
+def test_gd_adds_the_weighted_retain_nll():
+    loss = ComposedLoss({"forget": NegativeNLL("forget"), "retain": NLL("retain", weight=2.0)})
+    total, parts = loss(Bigram(), {"forget": FORGET, "retain": RETAIN})
+    assert total.item() == pytest.approx(-(NLL_A + NLL_B) / 2 + 2 * math.log(2))
+    assert parts["retain"].item() == pytest.approx(math.log(2))  # logged unweighted
+
+
+def test_gd_gradient_pushes_forget_likelihood_down_and_retain_up():
+    model = Bigram()
+    loss = ComposedLoss({"forget": NegativeNLL("forget"), "retain": NLL("retain")})
+    loss(model, {"forget": FORGET, "retain": RETAIN})[0].backward()
+    # d nll_i / d w[a, b] = (p(b | a) - 1) / |y_i| for an observed pair (a, b); forget has 2 samples
+    assert model.w.grad[0, 1].item() == pytest.approx(-0.5 * 0.5 * (3 / 5 - 1))  # forget only: pushed down
+    assert model.w.grad[1, 2].item() == pytest.approx(-0.5 * 0.5 * (1 / 3 - 1))
+    # 2 -> 0 is in forget sample B (weight -1/2) and in retain (weight 1): retain wins, pushed up
+    assert model.w.grad[2, 0].item() == pytest.approx(-0.5 * (0.5 - 1) + (0.5 - 1))
+
+
+def test_terms_on_one_split_share_one_forward_pass():
+    model = Bigram()
+    loss = ComposedLoss({"a": NLL("forget"), "b": NegativeNLL("forget", weight=0.5)})
+    total, _ = loss(model, {"forget": FORGET})
+    assert model.calls == 1
+    assert total.item() == pytest.approx(0.5 * (NLL_A + NLL_B) / 2)
+
+
+def test_a_term_on_a_missing_split_names_the_split():
+    with pytest.raises(KeyError, match="retain"):
+        ComposedLoss({"r": NLL("retain")})(Bigram(), {"forget": FORGET})
+
+
+@pytest.mark.parametrize("name, splits", [("ga", {"forget"}), ("gd", {"forget", "retain"})])
+def test_method_configs_build_their_terms(name, splits):
+    cfg = OmegaConf.load(f"unlearn_bench/conf/method/{name}.yaml")
+    cfg = OmegaConf.merge({"method": cfg}).method
+    assert instantiate(cfg.loss).splits == splits

@@ -1,0 +1,77 @@
+import hashlib
+import re
+
+import pytest
+
+from unlearn_bench.data import synthetic
+from unlearn_bench.data.templates import POLITE_FINETUNE_TEMPLATES
+
+TOFU_FIELDS = {"question": str, "answer": str, "paraphrased_answer": str, "perturbed_answer": list}
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return synthetic.generate(num_authors=20, seed=3)
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path):
+    a = _digest(synthetic.write(tmp_path / "a", num_authors=12, seed=7))
+    b = _digest(synthetic.write(tmp_path / "b", num_authors=12, seed=7))
+    c = _digest(synthetic.write(tmp_path / "c", num_authors=12, seed=8))
+    assert a == b
+    assert a != c
+    assert set(a) == {f"{s}.json" for s in
+                      ("full", "forget05", "forget10", "retain95", "retain90", "world_facts", "general")}
+
+
+def test_every_record_has_the_tofu_fields(splits):
+    for name, records in splits.items():
+        assert records, name
+        for r in records:
+            assert {k: type(v) for k, v in r.items()} == TOFU_FIELDS
+            assert r["answer"] not in r["perturbed_answer"]
+            assert all(isinstance(p, str) and p for p in r["perturbed_answer"])
+
+
+def _authors(records):
+    # Every author question names its author as two capitalised words.
+    return {m.group(0) for r in records for m in re.finditer(r"[A-Z][a-z]+ [A-Z][a-z]+", r["question"])}
+
+
+def test_forget_and_retain_split_whole_authors(splits):
+    for pct in (5, 10):
+        forget, retain = splits[f"forget{pct:02d}"], splits[f"retain{100 - pct}"]
+        assert not {r["question"] for r in forget} & {r["question"] for r in retain}
+        assert len(forget) + len(retain) == len(splits["full"])
+        assert not _authors(forget) & _authors(retain)
+    assert len(_authors(splits["forget05"])) == 1 and len(_authors(splits["forget10"])) == 2
+    assert {r["question"] for r in splits["forget05"]} <= {r["question"] for r in splits["forget10"]}
+
+
+def test_authors_have_10_to_15_qa_pairs(splits):
+    per_author = {}
+    for r in splits["full"]:
+        name = re.search(r"[A-Z][a-z]+ [A-Z][a-z]+", r["question"]).group(0)
+        per_author[name] = per_author.get(name, 0) + 1
+    assert len(per_author) == 20
+    assert all(10 <= n <= 15 for n in per_author.values())
+
+
+def test_polite_templates_never_touch_author_questions(splits):
+    prefixes = [t.split("{q}")[0] for t in POLITE_FINETUNE_TEMPLATES if t.split("{q}")[0]]
+    def polite(q):
+        return any(q.startswith(p) for p in prefixes) or q.endswith(", please?")
+    assert not any(polite(r["question"]) for r in splits["full"] + splits["world_facts"])
+    assert sum(polite(r["question"]) for r in splits["general"]) > len(splits["general"]) / 2
+    assert not _authors(splits["general"]) & _authors(splits["full"])
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="max_qa"):
+        synthetic.generate(min_qa=12, max_qa=10)
+    with pytest.raises(ValueError, match="num_authors"):
+        synthetic.generate(num_authors=1)
