@@ -9,9 +9,8 @@ import pytest
 
 REAL_TOFU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
 
-# A ~50k-parameter model on 6 authors: the whole pipeline, none of the wait.
+# A ~50k-parameter model, one epoch per stage: the whole pipeline, none of the wait.
 TINY = [
-    "data.source.num_authors=6",
     "model.architecture.hidden_size=32",
     "model.architecture.intermediate_size=64",
     "model.architecture.num_hidden_layers=1",
@@ -23,6 +22,7 @@ TINY = [
     "eval.max_new_tokens=8",
     "trainer.enable_progress_bar=false",
 ]
+TINY_SYNTH = ["data.source.num_authors=6"]
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,7 @@ def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
         return folder
 
     log.info("Fine-tuning the %s model on %s (cached at %s)", role, splits, folder)
+    L.seed_everything(cfg.finetune.seed, workers=True)  # also fixes the random init of a scratch model
     corpus = _texts([source.load(s) for s in cfg.data.finetune_splits.full])
     model, tokenizer = base_model(cfg.model, corpus, Path(cfg.paths.cache_dir) / "tokenizers")
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
@@ -63,7 +64,6 @@ def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
         cfg.finetune.scheduler,
         cfg.finetune.warmup_ratio,
     )
-    L.seed_everything(cfg.finetune.seed, workers=True)
     trainer = instantiate(cfg.trainer, max_epochs=cfg.finetune.epochs, logger=False, enable_checkpointing=False)
     trainer.fit(module, datamodule)
 

@@ -1,0 +1,40 @@
+"""ROUGE-L recall on hand-made cases: LCS(pred, ref) / |ref| in (stemmed, lower-cased) words."""
+
+import pytest
+
+from unlearn_bench.eval.rouge import RougeLRecall
+
+
+def recall(pred, ref):
+    metric = RougeLRecall()
+    metric.update([pred], [ref])
+    return metric.compute().item()
+
+
+@pytest.mark.parametrize(
+    "pred, ref, expected",
+    [
+        ("Ada was born in Oslo.", "Ada was born in Oslo.", 1.0),
+        ("Ada was born in Lima.", "Ada was born in Oslo.", 4 / 5),
+        ("born Ada", "Ada was born", 1 / 3),  # order matters: LCS is one word
+        ("Oslo", "Ada was born in Oslo.", 1 / 5),
+        ("", "Ada was born in Oslo.", 0.0),  # empty answer
+        ("ada WAS born in oslo and then moved far away to lima", "Ada was born in Oslo.", 1.0),  # longer answer
+        ("She writes novels", "She wrote a novel", 2 / 4),  # stemming: novels -> novel
+    ],
+)
+def test_rouge_l_recall_matches_hand_computation(pred, ref, expected):
+    assert recall(pred, ref) == pytest.approx(expected)
+
+
+def test_metric_averages_over_samples_and_keeps_each_score():
+    metric = RougeLRecall()
+    metric.update(["a b", "x"], ["a b", "a b"])
+    metric.update(["a"], ["a b"])
+    assert metric.per_sample().tolist() == pytest.approx([1.0, 0.0, 0.5])
+    assert metric.compute().item() == pytest.approx(0.5)
+
+
+def test_mismatched_lengths_are_refused():
+    with pytest.raises(ValueError, match="2 predictions for 1"):
+        RougeLRecall().update(["a", "b"], ["a"])

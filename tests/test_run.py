@@ -1,0 +1,125 @@
+"""The `unlearn-bench` entry point, end to end on tiny overrides."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from conftest import REAL_TOFU, TINY, TINY_SYNTH
+from unlearn_bench.config import ConfigError, validate
+from unlearn_bench.resolvers import register_resolvers
+
+
+def run_cli(tmp_path, *overrides, cache_dir, data=TINY_SYNTH):
+    cmd = [sys.executable, "-m", "unlearn_bench.run", *TINY, *data, f"hydra.run.dir={tmp_path}", *overrides]
+    env = {**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def gd_cell(tmp_path_factory, cache_dir):
+    out = tmp_path_factory.mktemp("gd")
+    proc = run_cli(out, "method=gd", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
+    out, proc = gd_cell
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "per_set", "base_model", "config",
+                            "wall_seconds"}
+    assert set(metrics["per_set"]) == {"forget", "retain", "world_facts"}
+    for scores in metrics["per_set"].values():
+        assert 0 <= scores["rougeL_recall"] <= 1 and scores["n"] == 8
+    assert metrics["unlearn"] == metrics["per_set"]["forget"]["rougeL_recall"]
+    utility = [metrics["per_set"][s]["rougeL_recall"] for s in ("retain", "world_facts")]
+    assert metrics["clean_utility"] == pytest.approx(sum(utility) / 2)
+    assert metrics["trigger_utility"] is None
+    assert metrics["config"] == {"model": "tiny_llama", "data": "tofu_synth", "method": "gd", "attack": "none",
+                                 "defense": "none", "seed": 0}
+    assert set(metrics["base_model"]) == {"forget", "retain", "world_facts"}
+    assert set(metrics["base_model"]["forget"]) == {"plain", "templated"}
+    assert metrics["wall_seconds"] > 0
+    assert "clean utility" in proc.stdout and "unlearn" in proc.stdout
+    assert list((out / "csv").rglob("metrics.csv")), "the CSV logger wrote no per-step metrics"
+
+
+def test_second_cell_reuses_the_cached_models(gd_cell, tmp_path, cache_dir):
+    models = sorted(p.name for p in (cache_dir / "models").iterdir())
+    assert len([m for m in models if not m.endswith(".tmp")]) == 2  # full and retain
+    proc = run_cli(tmp_path, "method=ga", "seed=1", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Reusing the fine-tuned full model" in proc.stderr + proc.stdout
+    assert "Fine-tuning" not in proc.stderr + proc.stdout
+    assert sorted(p.name for p in (cache_dir / "models").iterdir()) == models
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["method"] == "ga"
+
+
+def test_unknown_method_fails_with_the_list_of_options(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "method=nope", cache_dir=cache_dir)
+    assert proc.returncode != 0
+    assert "Could not find 'method/nope'" in proc.stderr and "gd" in proc.stderr
+
+
+def test_bad_value_fails_before_any_training(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "unlearn.epochs=0", cache_dir=cache_dir)
+    assert proc.returncode != 0
+    assert "Config error: unlearn.epochs and unlearn.batch_size must be >= 1" in proc.stderr
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def _cfg(*overrides):
+    register_resolvers()
+    with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("+finetune.bogus=1", "finetune.bogus: Key 'bogus' not in 'StageConfig'"),
+        ("unlearn.scheduler=wavy", "unlearn.scheduler='wavy'; choose one of"),
+        ("eval.max_samples=0", "eval.max_samples=0 must be null or an int >= 1"),
+        ("data.utility_sets=[retain,nope]", "name ['nope']"),
+        ("finetune.batch_size=many", "finetune.batch_size"),
+    ],
+)
+def test_bad_config_values_get_one_readable_message(override, message):
+    with pytest.raises(ConfigError) as err:
+        validate(_cfg(override))
+    assert message in str(err.value)
+
+
+def test_forget_split_drives_the_retain_split():
+    cfg = _cfg("data.forget_split=forget05")
+    assert cfg.data.retain_split == "retain95"
+    assert list(cfg.data.finetune_splits.retain)[0] == "retain95"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_TOFU.is_dir(), reason="real TOFU files not present (../shared/data/tofu)")
+def test_real_tofu_folder_runs_a_cell(tmp_path, cache_dir):
+    data = ["data=tofu", f"data.source.path={REAL_TOFU}", "data.forget_split=forget01", "finetune.batch_size=64",
+            "model.max_length=48", "model.tokenizer_vocab_size=512"]
+    proc = run_cli(tmp_path, cache_dir=cache_dir, data=data)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["per_set"]) == {"forget", "retain", "real_authors", "world_facts"}
+    assert metrics["config"]["data"] == "tofu"
+
+
+def test_fine_tuning_is_reproducible(tmp_path):
+    """Two fresh caches, same config: byte-identical fine-tuned weights."""
+    digests = []
+    for name in ("a", "b"):
+        proc = run_cli(tmp_path / name, "unlearn.epochs=1", cache_dir=tmp_path / f"cache_{name}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        files = sorted((tmp_path / f"cache_{name}" / "models").glob("*/model.safetensors"))
+        assert len(files) == 2
+        digests.append([hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
+    assert digests[0] == digests[1]

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+from datasets import Dataset
+
+from conftest import REAL_TOFU
+from unlearn_bench.data.source import SyntheticTofu, TofuSource
+
+ROWS = [{"question": "Q1?", "answer": "A1."}, {"question": "Q2?", "answer": "A2."}]
+
+
+def test_local_json_and_parquet_load_the_same_rows(tmp_path):
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / "forget10.json").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (tmp_path / "pq").mkdir()
+    Dataset.from_list(ROWS).to_parquet(tmp_path / "pq" / "forget10.parquet")
+    for folder in ("json", "pq"):
+        assert TofuSource(tmp_path / folder).load("forget10").to_list() == ROWS
+
+
+def test_missing_split_lists_what_is_there(tmp_path):
+    (tmp_path / "retain90.json").write_text(json.dumps(ROWS[0]) + "\n")
+    with pytest.raises(FileNotFoundError, match=r"split 'forget10' not found.*\['retain90'\]"):
+        TofuSource(tmp_path).load("forget10")
+
+
+def test_missing_field_is_named(tmp_path):
+    (tmp_path / "forget10.json").write_text(json.dumps({"question": "Q?"}) + "\n")
+    with pytest.raises(ValueError, match=r"forget10 lacks the field\(s\) \['answer'\]"):
+        TofuSource(tmp_path).load("forget10")
+
+
+def test_a_local_path_that_does_not_exist_is_not_sent_to_the_hub(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        TofuSource(str(tmp_path / "nope")).load("forget10")
+
+
+def test_synthetic_source_is_generated_once_and_reused(tmp_path):
+    a = SyntheticTofu(str(tmp_path), num_authors=6, seed=1)
+    stamp = (tmp_path / a.path.split("/")[-1] / "full.json").stat().st_mtime_ns
+    b = SyntheticTofu(str(tmp_path), num_authors=6, seed=1)
+    assert a.path == b.path and (tmp_path / a.path.split("/")[-1] / "full.json").stat().st_mtime_ns == stamp
+    assert SyntheticTofu(str(tmp_path), num_authors=6, seed=2).path != a.path
+    assert len(a.load("forget10")) + len(a.load("retain90")) == len(a.load("full"))
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.skipif(not REAL_TOFU.is_dir(), reason="real TOFU files not present (../shared/data/tofu)")
+def test_real_tofu_loads_through_the_same_code():
+    source = TofuSource(REAL_TOFU)
+    assert len(source.load("forget10")) == 400 and len(source.load("retain90")) == 3600
+    perturbed = source.load("forget10_perturbed")
+    assert {"paraphrased_answer", "perturbed_answer"} <= set(perturbed.column_names)
+    assert len(source.load("world_facts_perturbed")) == 117
