@@ -32,7 +32,7 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     out, proc = gd_cell
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "per_set", "base_model", "config",
-                            "wall_seconds"}
+                            "unlearn_steps", "wall_seconds"}
     assert set(metrics["per_set"]) == {"forget", "retain", "world_facts"}
     for scores in metrics["per_set"].values():
         assert 0 <= scores["rougeL_recall"] <= 1 and scores["n"] == 8
@@ -58,6 +58,15 @@ def test_second_cell_reuses_the_cached_models(gd_cell, tmp_path, cache_dir):
     assert "Fine-tuning" not in proc.stderr + proc.stdout
     assert sorted(p.name for p in (cache_dir / "models").iterdir()) == models
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["method"] == "ga"
+
+
+@pytest.mark.parametrize("target, steps", [("null", 6), ("1.0", 2)])
+def test_unlearning_stops_once_the_forget_score_reaches_the_target(tmp_path, cache_dir, target, steps):
+    # 1 forget author (12 QA) in batches of 8: 2 steps an epoch, 6 in 3 epochs; a target of 1.0
+    # is met at the first check (step 2).
+    proc = run_cli(tmp_path, "unlearn.epochs=3", f"unlearn.stop_at_unlearn={target}", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["unlearn_steps"] == steps
 
 
 def test_unknown_method_fails_with_the_list_of_options(tmp_path, cache_dir):
@@ -87,6 +96,7 @@ def _cfg(*overrides):
         ("eval.max_samples=0", "eval.max_samples=0 must be null or an int >= 1"),
         ("data.utility_sets=[retain,nope]", "name ['nope']"),
         ("finetune.batch_size=many", "finetune.batch_size"),
+        ("unlearn.stop_at_unlearn=1.5", "unlearn.stop_at_unlearn=1.5 must be null or in [0, 1]"),
     ],
 )
 def test_bad_config_values_get_one_readable_message(override, message):

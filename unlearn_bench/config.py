@@ -29,6 +29,9 @@ class StageConfig:
     scheduler: str = "constant"
     warmup_ratio: float = 0.0
     seed: int = 0
+    # Unlearning only: stop once forget ROUGE-L recall <= this (checked every n steps); null = never.
+    stop_at_unlearn: Any = None
+    stop_check_every_n_steps: int = 2
 
     def check(self, where: str) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -37,6 +40,10 @@ class StageConfig:
             raise ConfigError(f"{where}.scheduler={self.scheduler!r}; choose one of {SCHEDULERS}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"{where}.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+        if self.stop_at_unlearn is not None and not 0 <= self.stop_at_unlearn <= 1:
+            raise ConfigError(f"{where}.stop_at_unlearn={self.stop_at_unlearn} must be null or in [0, 1]")
+        if self.stop_check_every_n_steps < 1:
+            raise ConfigError(f"{where}.stop_check_every_n_steps must be >= 1")
         if self.optimizer is None or "_target_" not in self.optimizer:
             raise ConfigError(f"{where}.optimizer needs a _target_, e.g. torch.optim.AdamW with _partial_: true")
 

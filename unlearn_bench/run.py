@@ -15,6 +15,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from unlearn_bench.callbacks import StopAtUnlearn
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.datamodule import QADataModule
@@ -58,8 +59,14 @@ def run_cell(cfg: DictConfig) -> dict:
     module = ComposedLossModule(
         model, loss, instantiate(cfg.unlearn.optimizer), cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio
     )
+    callbacks = []
+    if cfg.unlearn.stop_at_unlearn is not None:
+        callbacks.append(StopAtUnlearn(
+            encoder, source.load(cfg.data.eval_sets[cfg.data.forget_set]), cfg.unlearn.stop_at_unlearn,
+            cfg.unlearn.stop_check_every_n_steps, cfg.eval.batch_size, cfg.eval.max_new_tokens,
+        ))
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
-    trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
     trainer.fit(module, datamodule)
 
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set.
@@ -74,6 +81,7 @@ def run_cell(cfg: DictConfig) -> dict:
         **summarize(per_set, cfg.data.forget_set, list(cfg.data.utility_sets)),
         "trigger_utility": None,
         "per_set": per_set,
+        "unlearn_steps": trainer.global_step,
         "base_model": read_base_eval(full_dir),
         "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
         | {"seed": cfg.seed},
