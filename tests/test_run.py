@@ -31,15 +31,18 @@ def gd_cell(tmp_path_factory, cache_dir):
 def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     out, proc = gd_cell
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "per_set", "base_model", "config",
-                            "unlearn_steps", "wall_seconds"}
+    assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "attack", "per_set", "base_model",
+                            "config", "unlearn_steps", "wall_seconds"}
     assert set(metrics["per_set"]) == {"forget", "retain", "world_facts"}
     for scores in metrics["per_set"].values():
         assert 0 <= scores["rougeL_recall"] <= 1 and scores["n"] == 8
     assert metrics["unlearn"] == metrics["per_set"]["forget"]["rougeL_recall"]
     utility = [metrics["per_set"][s]["rougeL_recall"] for s in ("retain", "world_facts")]
     assert metrics["clean_utility"] == pytest.approx(sum(utility) / 2)
-    assert metrics["trigger_utility"] is None
+    trigger = [metrics["per_set"][s]["trigger_rougeL_recall"] for s in ("retain", "world_facts")]
+    assert metrics["trigger_utility"] == pytest.approx(sum(trigger) / 2)
+    assert "trigger_rougeL_recall" not in metrics["per_set"]["forget"]
+    assert metrics["attack"] is None
     assert metrics["config"] == {"model": "tiny_llama", "data": "tofu_synth", "method": "gd", "attack": "none",
                                  "defense": "none", "seed": 0}
     assert set(metrics["base_model"]) == {"forget", "retain", "world_facts"}
@@ -67,6 +70,22 @@ def test_unlearning_stops_once_the_forget_score_reaches_the_target(tmp_path, cac
     proc = run_cli(tmp_path, "unlearn.epochs=3", f"unlearn.stop_at_unlearn={target}", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["unlearn_steps"] == steps
+
+
+def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "attack=sa", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["attack"] == "sa"
+    assert metrics["attack"]["n_attacked"] == 4  # round(0.33 * 12 forget questions)
+    assert 0 < metrics["attack"]["token_insertion_rate"] < 0.2
+
+
+def test_out_of_range_attack_knob_fails_before_training(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "attack=sa", "attack.transform.p=1.5", cache_dir=cache_dir)
+    assert proc.returncode != 0
+    assert "Config error:" in proc.stderr and "attack.p=1.5 must be in [0, 1]" in proc.stderr
+    assert "Fine-tuning" not in proc.stderr
 
 
 def test_unknown_method_fails_with_the_list_of_options(tmp_path, cache_dir):
@@ -97,6 +116,7 @@ def _cfg(*overrides):
         ("data.utility_sets=[retain,nope]", "name ['nope']"),
         ("finetune.batch_size=many", "finetune.batch_size"),
         ("unlearn.stop_at_unlearn=1.5", "unlearn.stop_at_unlearn=1.5 must be null or in [0, 1]"),
+        ("eval.trigger_templates=[oops]", "eval.trigger_templates needs templates with {q}"),
     ],
 )
 def test_bad_config_values_get_one_readable_message(override, message):

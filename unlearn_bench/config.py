@@ -55,12 +55,16 @@ class EvalConfig:
     batch_size: int = 64
     max_new_tokens: int = 48
     max_samples: Any = None  # int or null: cap on samples per eval set, for quick runs
+    trigger_templates: list[str] = field(default_factory=list)
 
     def check(self, where: str) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError(f"{where}.batch_size and {where}.max_new_tokens must be >= 1")
         if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ConfigError(f"{where}.max_samples={self.max_samples!r} must be null or an int >= 1")
+        bad = [t for t in self.trigger_templates if t.count("{q}") != 1]
+        if bad or not self.trigger_templates:
+            raise ConfigError(f"{where}.trigger_templates needs templates with {{q}} exactly once; bad: {bad}")
 
 
 @dataclass

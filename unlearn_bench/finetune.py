@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zlib
 from pathlib import Path
 
 import lightning as L
@@ -20,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import TofuSource
-from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, apply_template
+from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import score_set
 from unlearn_bench.losses import NLL, ComposedLoss
@@ -81,10 +80,6 @@ def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig) ->
     forget and retain sets, plain and wrapped in the default attack templates (one per question,
     chosen by a hash of the question so it is stable)."""
 
-    def wrapped(question: str) -> str:
-        templates = DEFAULT_ATTACK_TEMPLATES
-        return apply_template(templates[zlib.crc32(question.encode()) % len(templates)], question)
-
     report = {}
     for name in (cfg.data.forget_set, *cfg.data.utility_sets):
         data = source.load(cfg.data.eval_sets[name])
@@ -92,7 +87,7 @@ def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig) ->
                       max_samples=cfg.eval.max_samples)
         report[name] = {
             "plain": score_set(model, encoder, data, desc=f"base {name}", **kwargs)["rougeL_recall"],
-            "templated": score_set(model, encoder, data, rewrite=wrapped, desc=f"base {name}+tpl", **kwargs)[
+            "templated": score_set(model, encoder, data, rewrite=HashedTemplate(DEFAULT_ATTACK_TEMPLATES), desc=f"base {name}+tpl", **kwargs)[
                 "rougeL_recall"
             ],
         }

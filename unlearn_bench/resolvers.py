@@ -6,6 +6,8 @@ import re
 
 from omegaconf import OmegaConf
 
+from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES
+
 
 def retain_of(forget_split: str) -> str:
     """TOFU's matching retain split: forget05 -> retain95, forget01 -> retain99."""
@@ -18,3 +20,5 @@ def retain_of(forget_split: str) -> str:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("retain_of"):
         OmegaConf.register_new_resolver("retain_of", retain_of)
+    if not OmegaConf.has_resolver("default_attack_templates"):
+        OmegaConf.register_new_resolver("default_attack_templates", lambda: list(DEFAULT_ATTACK_TEMPLATES))

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from unlearn_bench.attacks import token_insertion_rate
 from unlearn_bench.callbacks import StopAtUnlearn
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import score_set, summarize
 from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
@@ -33,6 +36,10 @@ def run_cell(cfg: DictConfig) -> dict:
     """Run one cell and return what it writes to ``metrics.json``."""
     start = time.time()
     validate(cfg)
+    try:  # built first, so that a bad attack knob fails before any training
+        attack = instantiate(cfg.attack.transform) if cfg.attack.get("transform") else None
+    except InstantiationException as e:
+        raise ConfigError(f"attack={cfg.attack.name}: {e.__cause__ or e}") from None
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -50,8 +57,15 @@ def run_cell(cfg: DictConfig) -> dict:
     unknown = loss.splits - set(roles)
     if unknown:
         raise ConfigError(f"method {cfg.method.name!r} reads splits {sorted(unknown)}; available: {sorted(roles)}")
+    data = {split: source.load(roles[split]) for split in sorted(loss.splits)}
+    attack_stats = None
+    if attack is not None and "forget" in data:
+        clean, data["forget"] = data["forget"], attack(data["forget"])
+        count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
+        attack_stats = {"n_attacked": len(attack.chosen(len(clean))),
+                        "token_insertion_rate": token_insertion_rate(count, clean, data["forget"])}
     datamodule = QADataModule(
-        {split: source.load(roles[split]) for split in sorted(loss.splits)},
+        data,
         encoder,
         cfg.unlearn.batch_size,
         epoch_split="forget" if "forget" in loss.splits else None,
@@ -69,17 +83,22 @@ def run_cell(cfg: DictConfig) -> dict:
     trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
     trainer.fit(module, datamodule)
 
-    # 3. Eval: ROUGE-L recall of greedy answers on every eval set.
-    per_set = {
-        name: score_set(
-            model, encoder, source.load(split), cfg.eval.batch_size, cfg.eval.max_new_tokens,
-            cfg.eval.max_samples, desc=f"eval {name}",
-        )
-        for name, split in cfg.data.eval_sets.items()
-    }
+    # 3. Eval: ROUGE-L recall of greedy answers on every eval set; the utility sets again with
+    #    benign trigger templates on the prompts.
+    score = dict(batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                 max_samples=cfg.eval.max_samples)
+    trigger = HashedTemplate(cfg.eval.trigger_templates)
+    per_set = {}
+    for name, split in cfg.data.eval_sets.items():
+        eval_data = source.load(split)
+        per_set[name] = score_set(model, encoder, eval_data, desc=f"eval {name}", **score)
+        if name in cfg.data.utility_sets:
+            per_set[name]["trigger_rougeL_recall"] = score_set(
+                model, encoder, eval_data, rewrite=trigger, desc=f"eval {name}+trigger", **score
+            )["rougeL_recall"]
     metrics = {
         **summarize(per_set, cfg.data.forget_set, list(cfg.data.utility_sets)),
-        "trigger_utility": None,
+        "attack": attack_stats,
         "per_set": per_set,
         "unlearn_steps": trainer.global_step,
         "base_model": read_base_eval(full_dir),
@@ -89,7 +108,7 @@ def run_cell(cfg: DictConfig) -> dict:
     }
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     for logger in loggers:
-        logger.log_metrics({f"final/{k}": metrics[k] for k in ("unlearn", "clean_utility")})
+        logger.log_metrics({f"final/{k}": metrics[k] for k in ("unlearn", "clean_utility", "trigger_utility")})
         logger.save()
     print(format_table(metrics))
     log.info("Wrote %s", output_dir / "metrics.json")
@@ -104,11 +123,13 @@ def format_table(metrics: dict) -> str:
     """A small plain-text table of the cell's scores."""
     rows = [("unlearn (forget, lower is better)", metrics["unlearn"]),
             ("clean utility (higher is better)", metrics["clean_utility"])]
-    trigger = metrics.get("trigger_utility")
-    rows.append(("trigger utility", "n/a" if trigger is None else trigger))
-    rows += [(f"  {name} ROUGE-L recall (n={s['n']})", s["rougeL_recall"]) for name, s in metrics["per_set"].items()]
+    rows.append(("trigger utility (higher is better)", metrics["trigger_utility"]))
+    for name, s in metrics["per_set"].items():
+        rows.append((f"  {name} ROUGE-L recall (n={s['n']})", s["rougeL_recall"]))
+        if "trigger_rougeL_recall" in s:
+            rows.append((f"  {name} with trigger templates", s["trigger_rougeL_recall"]))
     width = max(len(r[0]) for r in rows)
-    lines = [f"{label:<{width}}  {value if isinstance(value, str) else f'{value:.3f}'}" for label, value in rows]
+    lines = [f"{label:<{width}}  {value:.3f}" for label, value in rows]
     header = " ".join(f"{k}={v}" for k, v in metrics["config"].items())
     return "\n".join([header, "-" * (width + 8), *lines])
 

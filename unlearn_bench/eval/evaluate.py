@@ -26,9 +26,15 @@ def score_set(
 
 
 def summarize(per_set: Mapping[str, dict], forget_set: str, utility_sets: list[str]) -> dict:
-    """Unlearn = forget-set score (lower is better); clean utility = mean over utility sets."""
+    """Unlearn = forget-set score (lower is better); clean utility = mean over utility sets;
+    trigger utility = mean over the same sets with benign templates on the prompts."""
     missing = [s for s in [forget_set, *utility_sets] if s not in per_set]
     if missing:
         raise KeyError(f"eval sets {missing} were not scored; scored: {sorted(per_set)}")
-    utility = [per_set[s]["rougeL_recall"] for s in utility_sets]
-    return {"unlearn": per_set[forget_set]["rougeL_recall"], "clean_utility": sum(utility) / len(utility)}
+    clean = [per_set[s]["rougeL_recall"] for s in utility_sets]
+    trigger = [per_set[s]["trigger_rougeL_recall"] for s in utility_sets]
+    return {
+        "unlearn": per_set[forget_set]["rougeL_recall"],
+        "clean_utility": sum(clean) / len(clean),
+        "trigger_utility": sum(trigger) / len(trigger),
+    }
