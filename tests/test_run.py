@@ -88,6 +88,22 @@ def test_out_of_range_attack_knob_fails_before_training(tmp_path, cache_dir):
     assert "Fine-tuning" not in proc.stderr
 
 
+def test_su_cell_trains_on_scope_samples(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "attack=sa", "defense=su", "defense.eta=2", "unlearn.stop_at_unlearn=null",
+                   "trainer.log_every_n_steps=1", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["defense"] == "su"
+    logged = (next((tmp_path / "csv").rglob("metrics.csv"))).read_text().splitlines()[0]
+    assert "train/scope" in logged
+
+
+def test_negative_eta_fails_before_training(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "defense=su", "defense.eta=-1", cache_dir=cache_dir)
+    assert proc.returncode != 0
+    assert "Config error:" in proc.stderr and "must be >= 0" in proc.stderr
+    assert "Fine-tuning" not in proc.stderr
+
+
 def test_unknown_method_fails_with_the_list_of_options(tmp_path, cache_dir):
     proc = run_cli(tmp_path, "method=nope", cache_dir=cache_dir)
     assert proc.returncode != 0

@@ -20,6 +20,7 @@ from unlearn_bench.attacks import token_insertion_rate
 from unlearn_bench.callbacks import StopAtUnlearn
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.data.scope import scope_pairs
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import score_set, summarize
@@ -30,16 +31,15 @@ from unlearn_bench.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
 register_resolvers()
+# Splits a loss term can read in the unlearning stage; `scope` is SU's x_f ⊕ x_r -> y_r.
+UNLEARN_SPLITS = ("forget", "retain", "scope")
 
 
 def run_cell(cfg: DictConfig) -> dict:
     """Run one cell and return what it writes to ``metrics.json``."""
     start = time.time()
     validate(cfg)
-    try:  # built first, so that a bad attack knob fails before any training
-        attack = instantiate(cfg.attack.transform) if cfg.attack.get("transform") else None
-    except InstantiationException as e:
-        raise ConfigError(f"attack={cfg.attack.name}: {e.__cause__ or e}") from None
+    attack, loss = build_attack_and_loss(cfg)  # first, so that a bad knob fails before any training
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -52,18 +52,16 @@ def run_cell(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     model, tokenizer = load_pretrained(full_dir, cfg.model.dtype)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
-    loss = instantiate(cfg.method.loss)
-    roles = {"forget": cfg.data.forget_split, "retain": cfg.data.retain_split}
-    unknown = loss.splits - set(roles)
-    if unknown:
-        raise ConfigError(f"method {cfg.method.name!r} reads splits {sorted(unknown)}; available: {sorted(roles)}")
-    data = {split: source.load(roles[split]) for split in sorted(loss.splits)}
+    forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
     attack_stats = None
-    if attack is not None and "forget" in data:
-        clean, data["forget"] = data["forget"], attack(data["forget"])
+    if attack is not None:
+        clean, forget = forget, attack(forget)
         count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
         attack_stats = {"n_attacked": len(attack.chosen(len(clean))),
-                        "token_insertion_rate": token_insertion_rate(count, clean, data["forget"])}
+                        "token_insertion_rate": token_insertion_rate(count, clean, forget)}
+    builders = {"forget": lambda: forget, "retain": lambda: retain,
+                "scope": lambda: scope_pairs(forget, retain, cfg.seed)}
+    data = {split: builders[split]() for split in sorted(loss.splits)}
     datamodule = QADataModule(
         data,
         encoder,
@@ -113,6 +111,22 @@ def run_cell(cfg: DictConfig) -> dict:
     print(format_table(metrics))
     log.info("Wrote %s", output_dir / "metrics.json")
     return metrics
+
+
+def build_attack_and_loss(cfg: DictConfig):
+    """The forget-set transform (or None) and the method's loss with the defense's extra terms."""
+    try:
+        attack = instantiate(cfg.attack.transform) if cfg.attack.get("transform") else None
+        loss = instantiate(cfg.method.loss)
+        for name, term in (cfg.defense.get("loss_terms") or {}).items():
+            loss.add(name, instantiate(term))
+    except InstantiationException as e:
+        where = f"method={cfg.method.name} attack={cfg.attack.name} defense={cfg.defense.name}"
+        raise ConfigError(f"{where}: {e.__cause__ or e}") from None
+    unknown = loss.splits - set(UNLEARN_SPLITS)
+    if unknown:
+        raise ConfigError(f"the loss reads splits {sorted(unknown)}; available: {list(UNLEARN_SPLITS)}")
+    return attack, loss
 
 
 def _choice(cfg: DictConfig, key: str) -> str:

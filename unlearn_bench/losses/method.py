@@ -35,6 +35,12 @@ class ComposedLoss(nn.Module):
             raise ValueError("a method needs at least one loss term")
         self.terms = nn.ModuleDict(dict(terms))
 
+    def add(self, name: str, term: LossTerm) -> None:
+        """Add a term (a defense's, e.g. SU's scope term) to the method's terms."""
+        if name in self.terms:
+            raise ValueError(f"the method already has a term named {name!r}")
+        self.terms[name] = term
+
     @property
     def splits(self) -> set[str]:
         return {term.split for term in self.terms.values()}

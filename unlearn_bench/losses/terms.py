@@ -31,12 +31,15 @@ class LossTerm(nn.Module):
 
     def __init__(self, split: str, weight: float = 1.0):
         super().__init__()
+        if weight < 0:
+            raise ValueError(f"the weight of the {type(self).__name__} term on {split!r} is {weight}; it must be >= 0")
         self.split = split
         self.weight = float(weight)
 
 
 class NLL(LossTerm):
-    """L = mean_i nll_i on the split: plain fine-tuning (the retain term of GD, IDK, NPO)."""
+    """L = mean_i nll_i on the split: plain fine-tuning (the retain term of GD, IDK, NPO; on the
+    ``scope`` split, SU's scope term NLL(y_r | x_f ⊕ x_r))."""
 
     def forward(self, cache) -> Tensor:
         return cache.sequence_nll(self.split).mean()
