@@ -81,10 +81,15 @@ def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):
     assert 0 < metrics["attack"]["token_insertion_rate"] < 0.2
 
 
-def test_out_of_range_attack_knob_fails_before_training(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "attack=sa", "attack.transform.p=1.5", cache_dir=cache_dir)
+@pytest.mark.parametrize(
+    "overrides, message",
+    [(["attack=sa", "attack.transform.p=1.5"], "attack.p=1.5 must be in [0, 1]"),
+     (["defense=su", "defense.eta=-1"], "it must be >= 0")],
+)
+def test_out_of_range_knob_fails_before_training(tmp_path, cache_dir, overrides, message):
+    proc = run_cli(tmp_path, *overrides, cache_dir=cache_dir)
     assert proc.returncode != 0
-    assert "Config error:" in proc.stderr and "attack.p=1.5 must be in [0, 1]" in proc.stderr
+    assert "Config error:" in proc.stderr and message in proc.stderr
     assert "Fine-tuning" not in proc.stderr
 
 
@@ -95,13 +100,6 @@ def test_su_cell_trains_on_scope_samples(tmp_path, cache_dir):
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["defense"] == "su"
     logged = (next((tmp_path / "csv").rglob("metrics.csv"))).read_text().splitlines()[0]
     assert "train/scope" in logged
-
-
-def test_negative_eta_fails_before_training(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "defense=su", "defense.eta=-1", cache_dir=cache_dir)
-    assert proc.returncode != 0
-    assert "Config error:" in proc.stderr and "must be >= 0" in proc.stderr
-    assert "Fine-tuning" not in proc.stderr
 
 
 def test_unknown_method_fails_with_the_list_of_options(tmp_path, cache_dir):

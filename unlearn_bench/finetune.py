@@ -81,13 +81,14 @@ def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig) ->
     chosen by a hash of the question so it is stable)."""
 
     report = {}
+    kwargs = dict(batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                  max_samples=cfg.eval.max_samples)
+    templated = HashedTemplate(DEFAULT_ATTACK_TEMPLATES)
     for name in (cfg.data.forget_set, *cfg.data.utility_sets):
         data = source.load(cfg.data.eval_sets[name])
-        kwargs = dict(batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                      max_samples=cfg.eval.max_samples)
         report[name] = {
             "plain": score_set(model, encoder, data, desc=f"base {name}", **kwargs)["rougeL_recall"],
-            "templated": score_set(model, encoder, data, rewrite=HashedTemplate(DEFAULT_ATTACK_TEMPLATES), desc=f"base {name}+tpl", **kwargs)[
+            "templated": score_set(model, encoder, data, rewrite=templated, desc=f"base {name}+tpl", **kwargs)[
                 "rougeL_recall"
             ],
         }
