@@ -8,19 +8,21 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from unlearn_bench.losses import NLL, ComposedLoss, NegativeNLL, sequence_nll
+from unlearn_bench.losses import NLL, NPO, ComposedLoss, NegativeNLL, sequence_nll
 
 X = -100  # ignored label
 
 
 class Bigram(torch.nn.Module):
-    """logits at position t = W[input_ids[t]]; counts its forward passes."""
+    """logits at position t = W[input_ids[t]]; counts its forward passes. ``uniform``: all
+    logits 0, every next token has p = 1/3."""
 
-    def __init__(self):
+    def __init__(self, uniform: bool = False):
         super().__init__()
         w = torch.zeros(3, 3)
-        w[0, 1] = math.log(3)  # p(1 | 0) = 3/5
-        w[2, 0] = math.log(2)  # p(0 | 2) = 2/4; p(2 | 1) = 1/3 (row of zeros)
+        if not uniform:
+            w[0, 1] = math.log(3)  # p(1 | 0) = 3/5
+            w[2, 0] = math.log(2)  # p(0 | 2) = 2/4; p(2 | 1) = 1/3 (row of zeros)
         self.w, self.calls = torch.nn.Parameter(w), 0
 
     def forward(self, input_ids, attention_mask):
@@ -88,8 +90,37 @@ def test_a_term_on_a_missing_split_names_the_split():
         ComposedLoss({"r": NLL("retain")})(Bigram(), {"forget": FORGET})
 
 
-@pytest.mark.parametrize("name, splits", [("ga", {"forget"}), ("gd", {"forget", "retain"})])
-def test_method_configs_build_their_terms(name, splits):
+def test_npo_against_hand_computation():
+    # summed answer NLL under the model: A = ln(5/3) + ln 3 = ln 5, B = ln 2;
+    # under the uniform reference: A = 2 ln 3, B = ln 3.
+    beta = 0.5
+    log_ratio = [2 * math.log(3) - math.log(5), math.log(3) - math.log(2)]  # log pi/pi_ref
+    expected = 2 / beta * sum(math.log(1 + math.exp(beta * r)) for r in log_ratio) / 2
+    model, reference = Bigram(), Bigram(uniform=True)
+    total, _ = ComposedLoss({"forget": NPO("forget", beta=beta)})(model, {"forget": FORGET}, reference)
+    assert total.item() == pytest.approx(expected)
+    total.backward()
+    assert reference.w.grad is None  # the reference is only read
+    assert model.w.grad[0, 1] > 0  # descent lowers the forget likelihood, as GA does
+
+
+def test_npo_at_the_reference_is_2_ln2_over_beta_and_needs_a_reference():
+    # at theta = ref the ratio is 1: L = (2/beta) ln 2
+    total, _ = ComposedLoss({"f": NPO("forget", beta=0.1)})(Bigram(), {"forget": FORGET}, Bigram())
+    assert total.item() == pytest.approx(2 / 0.1 * math.log(2))
+    with pytest.raises(RuntimeError, match="reference model"):
+        ComposedLoss({"f": NPO("forget")})(Bigram(), {"forget": FORGET})
+    with pytest.raises(ValueError, match="beta"):
+        NPO("forget", beta=0)
+
+
+@pytest.mark.parametrize(
+    "name, splits, reference",
+    [("ga", {"forget"}, False), ("gd", {"forget", "retain"}, False), ("npo", {"forget", "retain"}, True),
+     ("idk", {"idk", "retain"}, False)],
+)
+def test_method_configs_build_their_terms(name, splits, reference):
     cfg = OmegaConf.load(f"unlearn_bench/conf/method/{name}.yaml")
     cfg = OmegaConf.merge({"method": cfg}).method
-    assert instantiate(cfg.loss).splits == splits
+    loss = instantiate(cfg.loss)
+    assert loss.splits == splits and loss.needs_reference == reference

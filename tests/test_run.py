@@ -93,6 +93,14 @@ def test_out_of_range_knob_fails_before_training(tmp_path, cache_dir, overrides,
     assert "Fine-tuning" not in proc.stderr
 
 
+@pytest.mark.parametrize("method, term", [("npo", "train/forget"), ("idk", "train/idk")])
+def test_other_methods_run_a_cell(tmp_path, cache_dir, method, term):
+    proc = run_cli(tmp_path, f"method={method}", "attack=sa", "trainer.log_every_n_steps=1", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["method"] == method
+    assert term in next((tmp_path / "csv").rglob("metrics.csv")).read_text().splitlines()[0]
+
+
 def test_su_cell_trains_on_scope_samples(tmp_path, cache_dir):
     proc = run_cli(tmp_path, "attack=sa", "defense=su", "defense.eta=2", "unlearn.stop_at_unlearn=null",
                    "trainer.log_every_n_steps=1", cache_dir=cache_dir)

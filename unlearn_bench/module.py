@@ -5,6 +5,7 @@ Fine-tuning is ``NLL(train)``; unlearning is a method's terms over ``forget``/``
 
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import lightning as L
@@ -31,10 +32,18 @@ class ComposedLossModule(L.LightningModule):
         super().__init__()
         self.model, self.loss, self.optimizer_factory = model, loss, optimizer
         self.model.train()  # from_pretrained returns eval mode (dropout off); train it as a trainee
+        # The model before this stage, frozen; one shared copy for every term that reads it.
+        self.reference = copy.deepcopy(model).eval().requires_grad_(False) if loss.needs_reference else None
         self.scheduler, self.warmup_ratio = scheduler, warmup_ratio
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.reference is not None:
+            self.reference.eval()  # frozen: never in train mode, whatever Lightning toggles
+        return self
+
     def training_step(self, batch, batch_idx):
-        total, parts = self.loss(self.model, batch)
+        total, parts = self.loss(self.model, batch, self.reference)
         size = len(next(iter(batch.values()))["input_ids"])
         self.log("train/loss", total, prog_bar=True, batch_size=size)
         for name, value in parts.items():

@@ -20,7 +20,6 @@ from unlearn_bench.attacks import token_insertion_rate
 from unlearn_bench.callbacks import StopAtUnlearn
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.data.scope import scope_pairs
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import score_set, summarize
@@ -31,15 +30,13 @@ from unlearn_bench.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
 register_resolvers()
-# Splits a loss term can read in the unlearning stage; `scope` is SU's x_f ⊕ x_r -> y_r.
-UNLEARN_SPLITS = ("forget", "retain", "scope")
 
 
 def run_cell(cfg: DictConfig) -> dict:
     """Run one cell and return what it writes to ``metrics.json``."""
     start = time.time()
     validate(cfg)
-    attack, loss = build_attack_and_loss(cfg)  # first, so that a bad knob fails before any training
+    attack, loss, derived = build_attack_and_loss(cfg)  # first, so that a bad knob fails before training
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -59,9 +56,9 @@ def run_cell(cfg: DictConfig) -> dict:
         count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
         attack_stats = {"n_attacked": len(attack.chosen(len(clean))),
                         "token_insertion_rate": token_insertion_rate(count, clean, forget)}
-    builders = {"forget": lambda: forget, "retain": lambda: retain,
-                "scope": lambda: scope_pairs(forget, retain, cfg.seed)}
-    data = {split: builders[split]() for split in sorted(loss.splits)}
+    data = {"forget": forget, "retain": retain}
+    data |= {name: build(forget, retain, cfg.seed) for name, build in derived.items()}
+    data = {split: data[split] for split in sorted(loss.splits)}
     datamodule = QADataModule(
         data,
         encoder,
@@ -114,19 +111,23 @@ def run_cell(cfg: DictConfig) -> dict:
 
 
 def build_attack_and_loss(cfg: DictConfig):
-    """The forget-set transform (or None) and the method's loss with the defense's extra terms."""
+    """The forget-set transform (or None), the method's loss with the defense's extra terms, and
+    the builders of the splits they derive from forget and retain (IDK's refusals, SU's scope)."""
     try:
         attack = instantiate(cfg.attack.transform) if cfg.attack.get("transform") else None
         loss = instantiate(cfg.method.loss)
         for name, term in (cfg.defense.get("loss_terms") or {}).items():
             loss.add(name, instantiate(term))
+        derived = {name: instantiate(build) for group in (cfg.method, cfg.defense)
+                   for name, build in (group.get("splits") or {}).items()}
     except InstantiationException as e:
         where = f"method={cfg.method.name} attack={cfg.attack.name} defense={cfg.defense.name}"
         raise ConfigError(f"{where}: {e.__cause__ or e}") from None
-    unknown = loss.splits - set(UNLEARN_SPLITS)
+    available = ["forget", "retain", *derived]
+    unknown = loss.splits - set(available)
     if unknown:
-        raise ConfigError(f"the loss reads splits {sorted(unknown)}; available: {list(UNLEARN_SPLITS)}")
-    return attack, loss
+        raise ConfigError(f"the loss reads splits {sorted(unknown)}; available: {available}")
+    return attack, loss, derived
 
 
 def _choice(cfg: DictConfig, key: str) -> str:
