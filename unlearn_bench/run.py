@@ -101,7 +101,9 @@ def run_cell(cfg: DictConfig) -> dict:
         | {"seed": cfg.seed},
         "wall_seconds": round(time.time() - start, 2),
     }
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    tmp = output_dir / "metrics.json.tmp"  # renamed into place: a metrics.json is always complete
+    tmp.write_text(json.dumps(metrics, indent=2))
+    tmp.replace(output_dir / "metrics.json")
     for logger in loggers:
         logger.log_metrics({f"final/{k}": metrics[k] for k in ("unlearn", "clean_utility", "trigger_utility")})
         logger.save()
