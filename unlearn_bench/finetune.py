@@ -21,7 +21,7 @@ from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import TofuSource
 from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, HashedTemplate
 from unlearn_bench.datamodule import QADataModule
-from unlearn_bench.eval.evaluate import score_set
+from unlearn_bench.eval.evaluate import score_kwargs, score_set
 from unlearn_bench.losses import NLL, ComposedLoss
 from unlearn_bench.model import base_model
 from unlearn_bench.module import ComposedLossModule
@@ -81,8 +81,7 @@ def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig) ->
     chosen by a hash of the question so it is stable)."""
 
     report = {}
-    kwargs = dict(batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                  max_samples=cfg.eval.max_samples)
+    kwargs = score_kwargs(cfg.eval)
     templated = HashedTemplate(DEFAULT_ATTACK_TEMPLATES)
     for name in (cfg.data.forget_set, *cfg.data.utility_sets):
         data = source.load(cfg.data.eval_sets[name])

@@ -22,7 +22,7 @@ from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
-from unlearn_bench.eval.evaluate import score_set, summarize
+from unlearn_bench.eval.evaluate import score_kwargs, score_set, summarize
 from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
 from unlearn_bench.model import load_pretrained
 from unlearn_bench.module import ComposedLossModule
@@ -80,8 +80,7 @@ def run_cell(cfg: DictConfig) -> dict:
 
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set; the utility sets again with
     #    benign trigger templates on the prompts.
-    score = dict(batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                 max_samples=cfg.eval.max_samples)
+    score = score_kwargs(cfg.eval)
     trigger = HashedTemplate(cfg.eval.trigger_templates)
     per_set = {}
     for name, split in cfg.data.eval_sets.items():

@@ -25,6 +25,12 @@ def score_set(
     return {"rougeL_recall": float(metric.compute()), "n": len(data)}
 
 
+def score_kwargs(eval_cfg) -> dict:
+    """The generation settings of ``score_set`` from the ``eval`` config section."""
+    return dict(batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens,
+                max_samples=eval_cfg.max_samples)
+
+
 def summarize(per_set: Mapping[str, dict], forget_set: str, utility_sets: list[str]) -> dict:
     """Unlearn = forget-set score (lower is better); clean utility = mean over utility sets;
     trigger utility = mean over the same sets with benign templates on the prompts."""

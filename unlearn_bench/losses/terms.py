@@ -61,9 +61,6 @@ class NegativeNLL(LossTerm):
         return -cache.sequence_nll(self.split).mean()
 
 
-
-
-
 class NPO(LossTerm):
     """Negative preference optimisation (Zhang et al. 2024) on the split:
 
