@@ -1,3 +1,4 @@
+import pytest
 from datasets import Dataset
 
 from unlearn_bench.data.qa import QAEncoder
@@ -17,7 +18,7 @@ def test_an_epoch_is_one_pass_over_forget_with_as_many_fresh_retain_samples():
 
     def epoch():
         seen = {"forget": [], "retain": []}
-        for batch, _, _ in dm.train_dataloader():
+        for batch in dm.train_dataloader():
             assert set(batch) == {"forget", "retain"}
             assert batch["forget"]["input_ids"].shape[0] == batch["retain"]["input_ids"].shape[0]
             for split in seen:
@@ -29,3 +30,18 @@ def test_an_epoch_is_one_pass_over_forget_with_as_many_fresh_retain_samples():
     assert sorted(first["forget"]) == [f"Q: forget {i}" for i in range(5)]
     assert len(first["retain"]) == 5 and len(set(first["retain"])) == 5  # without replacement
     assert first["retain"] != second["retain"]  # a fresh draw each epoch
+
+
+def test_a_paired_split_is_batched_row_for_row_with_its_partner():
+    forget = _rows("forget", 6)
+    idk = Dataset.from_list([{"question": q, "answer": "I don't know."} for q in forget["question"]])
+    retain = _rows("retain", 20)
+    tokenizer = train_tokenizer([r["question"] + r["answer"] for r in forget.to_list() + retain.to_list()], 300)
+    encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
+    dm = QADataModule({"forget": forget, "idk": idk, "retain": retain}, encoder, batch_size=4,
+                      epoch_split="forget", paired={"idk": "forget"})
+    prompts = lambda b: [tokenizer.decode(ids, skip_special_tokens=True).split("?")[0] for ids in b["input_ids"]]  # noqa: E731
+    for batch in dm.train_dataloader():
+        assert prompts(batch["idk"]) == prompts(batch["forget"])
+    with pytest.raises(ValueError, match="paired row for row"):
+        QADataModule({"forget": forget, "idk": retain}, encoder, 4, "forget", paired={"idk": "forget"})

@@ -8,7 +8,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from unlearn_bench.losses import NLL, NPO, ComposedLoss, NegativeNLL, sequence_nll
+from unlearn_bench.losses import (DPO, KL, NLL, NPO, ComposedLoss, NegativeNLL, RMUMisdirect, RMURetain, SimNPO,
+                                  sequence_nll)
+from unlearn_bench.resolvers import register_resolvers
 
 X = -100  # ignored label
 
@@ -25,9 +27,11 @@ class Bigram(torch.nn.Module):
             w[2, 0] = math.log(2)  # p(0 | 2) = 2/4; p(2 | 1) = 1/3 (row of zeros)
         self.w, self.calls = torch.nn.Parameter(w), 0
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask, output_hidden_states=False):
         self.calls += 1
-        return SimpleNamespace(logits=self.w[input_ids])
+        embeddings = torch.nn.functional.one_hot(input_ids, 3).float()
+        # one "decoder layer" whose output is the logits themselves
+        return SimpleNamespace(logits=self.w[input_ids], hidden_states=(embeddings, self.w[input_ids]))
 
 
 def batch(ids, labels):
@@ -114,13 +118,83 @@ def test_npo_at_the_reference_is_2_ln2_over_beta_and_needs_a_reference():
         NPO("forget", beta=0)
 
 
+def test_simnpo_against_hand_computation():
+    beta, gamma = 2.0, 0.5
+    expected = 2 / beta * sum(math.log(1 + math.exp(gamma - beta * n)) for n in (NLL_A, NLL_B)) / 2
+    total, _ = ComposedLoss({"f": SimNPO("forget", beta=beta, gamma=gamma)})(Bigram(), {"forget": FORGET})
+    assert total.item() == pytest.approx(expected)
+    total.backward()
+    with pytest.raises(ValueError, match="beta"):
+        SimNPO("forget", beta=-1)
+
+
+def kl(q, p):
+    return sum(qi * math.log(qi / pi) for qi, pi in zip(q, p))
+
+
+def test_kl_against_hand_computation():
+    # reference uniform; model: p(.|0) = (1/5, 3/5, 1/5), p(.|1) uniform, p(.|2) = (1/2, 1/4, 1/4).
+    # A predicts answers at tokens 0 and 1, B at token 2.
+    u = [1 / 3] * 3
+    expected = (kl(u, [1 / 5, 3 / 5, 1 / 5]) / 2 + kl(u, [1 / 2, 1 / 4, 1 / 4])) / 2
+    total, _ = ComposedLoss({"r": KL("forget")})(Bigram(), {"forget": FORGET}, Bigram(uniform=True))
+    assert total.item() == pytest.approx(expected)
+    at_reference, _ = ComposedLoss({"r": KL("forget")})(Bigram(), {"forget": FORGET}, Bigram())
+    assert at_reference.item() == pytest.approx(0.0, abs=1e-7)
+
+
+# IDK-style preferred answers to the same two prompts: "0 -> 2" (p = 1/5) and "2 -> 1" (p = 1/4)
+PREFERRED = batch([[0, 2], [2, 1]], [[X, 2], [X, 1]])
+
+
+def test_dpo_against_hand_computation():
+    beta = 0.5
+    preferred = [math.log(3) - math.log(5), math.log(3) - math.log(4)]  # log pi/pi_ref, uniform reference
+    rejected = [2 * math.log(3) - math.log(5), math.log(3) - math.log(2)]
+    expected = 2 / beta * sum(math.log(1 + math.exp(-beta * (w - l))) for w, l in zip(preferred, rejected)) / 2
+    loss = ComposedLoss({"f": DPO("forget", preferred="idk", beta=beta)})
+    total, _ = loss(Bigram(), {"forget": FORGET, "idk": PREFERRED}, Bigram(uniform=True))
+    assert total.item() == pytest.approx(expected)
+    assert loss.splits == {"forget", "idk"} and loss.paired == {"idk": "forget"} and loss.needs_reference
+    at_reference, _ = loss(Bigram(), {"forget": FORGET, "idk": PREFERRED}, Bigram())
+    assert at_reference.item() == pytest.approx(2 / beta * math.log(2))
+
+
+def test_rmu_misdirect_pulls_the_layer_to_a_fixed_random_vector():
+    term = RMUMisdirect("retain", layer=1, steering_coeff=4.0, seed=3)
+    control = term.control_vector(3, "cpu")
+    assert control.norm().item() == pytest.approx(4.0) and (control >= 0).all()
+    assert torch.equal(control, RMUMisdirect("r", layer=1, steering_coeff=4.0, seed=3).control_vector(3, "cpu"))
+    assert not torch.equal(control, RMUMisdirect("r", layer=1, steering_coeff=4.0, seed=4).control_vector(3, "cpu"))
+    # RETAIN's one answer-predicting position has layer-1 activation w[2] = (ln 2, 0, 0)
+    h = [math.log(2), 0.0, 0.0]
+    expected = sum((hj - cj) ** 2 for hj, cj in zip(h, control.tolist())) / 3
+    total, _ = ComposedLoss({"f": term})(Bigram(), {"retain": RETAIN})
+    assert total.item() == pytest.approx(expected)
+
+
+def test_rmu_retain_matches_the_reference_activations():
+    total, _ = ComposedLoss({"r": RMURetain("retain", layer=1)})(Bigram(), {"retain": RETAIN}, Bigram(uniform=True))
+    assert total.item() == pytest.approx(math.log(2) ** 2 / 3)  # reference activation is 0
+
+
+def test_rmu_rejects_a_layer_the_model_lacks():
+    with pytest.raises(ValueError, match="1 decoder layers"):
+        ComposedLoss({"r": RMURetain("retain", layer=2)})(Bigram(), {"retain": RETAIN}, Bigram())
+    with pytest.raises(ValueError, match="steering_coeff"):
+        RMUMisdirect("forget", layer=1, steering_coeff=0)
+
+
 @pytest.mark.parametrize(
     "name, splits, reference",
-    [("ga", {"forget"}, False), ("gd", {"forget", "retain"}, False), ("npo", {"forget", "retain"}, True),
-     ("idk", {"idk", "retain"}, False)],
+    [("ga", {"forget"}, False), ("gd", {"forget", "retain"}, False), ("kl", {"forget", "retain"}, True),
+     ("npo", {"forget", "retain"}, True), ("simnpo", {"forget", "retain"}, False),
+     ("idk", {"idk", "retain"}, False), ("dpo", {"forget", "idk", "retain"}, True),
+     ("rmu", {"forget", "retain"}, True)],
 )
 def test_method_configs_build_their_terms(name, splits, reference):
+    register_resolvers()
     cfg = OmegaConf.load(f"unlearn_bench/conf/method/{name}.yaml")
-    cfg = OmegaConf.merge({"method": cfg}).method
+    cfg = OmegaConf.merge({"method": cfg, "seed": 0}).method
     loss = instantiate(cfg.loss)
     assert loss.splits == splits and loss.needs_reference == reference

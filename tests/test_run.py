@@ -31,8 +31,8 @@ def gd_cell(tmp_path_factory, cache_dir):
 def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     out, proc = gd_cell
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "attack", "per_set", "base_model",
-                            "config", "unlearn_steps", "wall_seconds"}
+    assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "attack", "defense", "per_set",
+                            "base_model", "config", "unlearn_steps", "wall_seconds"}
     assert set(metrics["per_set"]) == {"forget", "retain", "world_facts"}
     for scores in metrics["per_set"].values():
         assert 0 <= scores["rougeL_recall"] <= 1 and scores["n"] == 8
@@ -42,7 +42,7 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     trigger = [metrics["per_set"][s]["trigger_rougeL_recall"] for s in ("retain", "world_facts")]
     assert metrics["trigger_utility"] == pytest.approx(sum(trigger) / 2)
     assert "trigger_rougeL_recall" not in metrics["per_set"]["forget"]
-    assert metrics["attack"] is None
+    assert metrics["attack"] is None and metrics["defense"] is None
     assert metrics["config"] == {"model": "tiny_llama", "data": "tofu_synth", "method": "gd", "attack": "none",
                                  "defense": "none", "seed": 0}
     assert set(metrics["base_model"]) == {"forget", "retain", "world_facts"}
@@ -84,7 +84,11 @@ def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):
 @pytest.mark.parametrize(
     "overrides, message",
     [(["attack=sa", "attack.transform.p=1.5"], "attack.p=1.5 must be in [0, 1]"),
-     (["defense=su", "defense.eta=-1"], "it must be >= 0")],
+     (["defense=su", "defense.eta=-1"], "it must be >= 0"),
+     (["defense=anomaly_filter", "defense.forget_filter.p=1"], "anomaly_filter's p is 1"),
+     (["defense=continued_ft", "defense.retain_finetune.steps=0"], "defense.retain_finetune.steps"),
+     (["method=simnpo", "method.beta=0"], "SimNPO's beta is 0"),
+     (["method=rmu", "method.steering_coeff=-1"], "steering_coeff is -1")],
 )
 def test_out_of_range_knob_fails_before_training(tmp_path, cache_dir, overrides, message):
     proc = run_cli(tmp_path, *overrides, cache_dir=cache_dir)
@@ -93,9 +97,15 @@ def test_out_of_range_knob_fails_before_training(tmp_path, cache_dir, overrides,
     assert "Fine-tuning" not in proc.stderr
 
 
-@pytest.mark.parametrize("method, term", [("npo", "train/forget"), ("idk", "train/idk")])
+@pytest.mark.parametrize(
+    "method, term",
+    [("npo", "train/forget"), ("idk", "train/idk"), ("kl", "train/retain"), ("simnpo", "train/forget"),
+     ("dpo", "train/forget"), ("rmu method.layer=1", "train/forget")],
+)
 def test_other_methods_run_a_cell(tmp_path, cache_dir, method, term):
-    proc = run_cli(tmp_path, f"method={method}", "attack=sa", "trainer.log_every_n_steps=1", cache_dir=cache_dir)
+    method, *knobs = method.split()
+    proc = run_cli(tmp_path, f"method={method}", *knobs, "attack=sa", "trainer.log_every_n_steps=1",
+                   cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["method"] == method
     assert term in next((tmp_path / "csv").rglob("metrics.csv")).read_text().splitlines()[0]
@@ -108,6 +118,26 @@ def test_su_cell_trains_on_scope_samples(tmp_path, cache_dir):
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["defense"] == "su"
     logged = (next((tmp_path / "csv").rglob("metrics.csv"))).read_text().splitlines()[0]
     assert "train/scope" in logged
+
+
+def test_rmu_on_a_layer_the_model_lacks_names_the_layer_count(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "method=rmu", "method.layer=3", cache_dir=cache_dir)  # TINY has 1 layer
+    assert proc.returncode != 0 and "RMU's layer is 3, but the model has 1 decoder layers" in proc.stderr
+
+
+def test_anomaly_filter_drops_the_highest_loss_forget_samples(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "attack=sa", "defense=anomaly_filter", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    defense = json.loads((tmp_path / "metrics.json").read_text())["defense"]
+    assert defense["n_dropped"] == 4  # round(0.33 * 12 forget questions)
+    assert 0 <= defense["n_attacked_dropped"] <= 4
+
+
+def test_continued_ft_fine_tunes_on_retain_after_unlearning(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "defense=continued_ft", "defense.retain_finetune.steps=3", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["defense"] == {"retain_finetune_steps": 3} and metrics["config"]["defense"] == "continued_ft"
 
 
 def test_unknown_method_fails_with_the_list_of_options(tmp_path, cache_dir):

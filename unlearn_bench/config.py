@@ -92,16 +92,35 @@ class DataConfig:
             )
 
 
+@dataclass
+class RetainFinetuneConfig:
+    """``defense=continued_ft``: fine-tune on clean retain data for ``steps`` steps after unlearning."""
+
+    steps: int = 20
+    batch_size: int = 8
+    optimizer: Any = None
+
+    def check(self, where: str) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError(f"{where}.steps and {where}.batch_size must be >= 1")
+        if self.optimizer is None or "_target_" not in self.optimizer:
+            raise ConfigError(f"{where}.optimizer needs a _target_, e.g. torch.optim.AdamW with _partial_: true")
+
+
 SCHEMAS = {"finetune": StageConfig, "unlearn": StageConfig, "eval": EvalConfig, "data": DataConfig}
+OPTIONAL_SCHEMAS = {"defense.retain_finetune": RetainFinetuneConfig}
 
 
 def validate(cfg: DictConfig) -> None:
     """Check each plain section against its schema; raise one readable :class:`ConfigError`."""
-    for key, schema in SCHEMAS.items():
-        if key not in cfg:
+    schemas = dict(SCHEMAS)
+    schemas |= {key: schema for key, schema in OPTIONAL_SCHEMAS.items() if OmegaConf.select(cfg, key) is not None}
+    for key, schema in schemas.items():
+        section = OmegaConf.select(cfg, key)
+        if section is None:
             raise ConfigError(f"the config has no '{key}' section")
         try:
-            merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(cfg[key], resolve=True))
+            merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(section, resolve=True))
         except OmegaConfBaseException as e:
             raise ConfigError(f"bad value in {key}.{e.full_key}: {str(e.msg).splitlines()[0]}") from None
         OmegaConf.to_object(merged).check(key)

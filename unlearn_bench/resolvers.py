@@ -6,6 +6,7 @@ import re
 
 from omegaconf import OmegaConf
 
+from unlearn_bench.data.derived import DEFAULT_REFUSALS
 from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES
 
 
@@ -22,3 +23,5 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("retain_of", retain_of)
     if not OmegaConf.has_resolver("default_attack_templates"):
         OmegaConf.register_new_resolver("default_attack_templates", lambda: list(DEFAULT_ATTACK_TEMPLATES))
+    if not OmegaConf.has_resolver("default_refusals"):
+        OmegaConf.register_new_resolver("default_refusals", lambda: list(DEFAULT_REFUSALS))

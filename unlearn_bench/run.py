@@ -9,9 +9,11 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import hydra
 import lightning as L
+from datasets import Dataset
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -22,8 +24,10 @@ from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
+from unlearn_bench.defenses import finetune_on_retain
 from unlearn_bench.eval.evaluate import score_kwargs, score_set, summarize
 from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
+from unlearn_bench.losses import ComposedLoss
 from unlearn_bench.model import load_pretrained
 from unlearn_bench.module import ComposedLossModule
 from unlearn_bench.resolvers import register_resolvers
@@ -36,7 +40,7 @@ def run_cell(cfg: DictConfig) -> dict:
     """Run one cell and return what it writes to ``metrics.json``."""
     start = time.time()
     validate(cfg)
-    attack, loss, derived = build_attack_and_loss(cfg)  # first, so that a bad knob fails before training
+    attack, forget_filter, loss, derived = build_components(cfg)  # first: a bad knob fails before training
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -50,12 +54,15 @@ def run_cell(cfg: DictConfig) -> dict:
     model, tokenizer = load_pretrained(full_dir, cfg.model.dtype)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
-    attack_stats = None
+    attack_stats, defense_stats, attacked = None, {}, set()
     if attack is not None:
         clean, forget = forget, attack(forget)
+        attacked = set(attack.chosen(len(clean)))
         count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
-        attack_stats = {"n_attacked": len(attack.chosen(len(clean))),
-                        "token_insertion_rate": token_insertion_rate(count, clean, forget)}
+        attack_stats = {"n_attacked": len(attacked), "token_insertion_rate": token_insertion_rate(count, clean, forget)}
+    if forget_filter is not None:
+        forget, dropped = forget_filter(forget, model, encoder)
+        defense_stats |= {"n_dropped": len(dropped), "n_attacked_dropped": len(attacked & set(dropped))}
     data = {"forget": forget, "retain": retain}
     data |= {name: build(forget, retain, cfg.seed) for name, build in derived.items()}
     data = {split: data[split] for split in sorted(loss.splits)}
@@ -64,6 +71,7 @@ def run_cell(cfg: DictConfig) -> dict:
         encoder,
         cfg.unlearn.batch_size,
         epoch_split="forget" if "forget" in loss.splits else None,
+        paired=loss.paired,
     )
     module = ComposedLossModule(
         model, loss, instantiate(cfg.unlearn.optimizer), cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio
@@ -77,6 +85,9 @@ def run_cell(cfg: DictConfig) -> dict:
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
     trainer.fit(module, datamodule)
+    if cfg.defense.get("retain_finetune"):
+        defense_stats["retain_finetune_steps"] = finetune_on_retain(
+            model, encoder, retain, cfg.defense.retain_finetune, cfg.trainer)
 
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set; the utility sets again with
     #    benign trigger templates on the prompts.
@@ -93,6 +104,7 @@ def run_cell(cfg: DictConfig) -> dict:
     metrics = {
         **summarize(per_set, cfg.data.forget_set, list(cfg.data.utility_sets)),
         "attack": attack_stats,
+        "defense": defense_stats or None,
         "per_set": per_set,
         "unlearn_steps": trainer.global_step,
         "base_model": read_base_eval(full_dir),
@@ -111,11 +123,21 @@ def run_cell(cfg: DictConfig) -> dict:
     return metrics
 
 
-def build_attack_and_loss(cfg: DictConfig):
-    """The forget-set transform (or None), the method's loss with the defense's extra terms, and
-    the builders of the splits they derive from forget and retain (IDK's refusals, SU's scope)."""
+class Components(NamedTuple):
+    """What the method, attack and defense configs instantiate, before any training."""
+
+    attack: Callable[[Dataset], Dataset] | None  # rewrites the forget set (the Stealthy Attack)
+    forget_filter: Callable | None  # drops forget samples before unlearning (anomaly filter)
+    loss: ComposedLoss  # the method's terms plus the defense's
+    derived: dict[str, Callable]  # builders of splits derived from forget and retain (IDK, SU)
+
+
+def build_components(cfg: DictConfig) -> Components:
+    """Instantiate the attack, the defense's forget filter, the method's loss with the defense's
+    extra terms, and the builders of derived splits; a bad knob fails here, before training."""
     try:
         attack = instantiate(cfg.attack.transform) if cfg.attack.get("transform") else None
+        forget_filter = instantiate(cfg.defense.forget_filter) if cfg.defense.get("forget_filter") else None
         loss = instantiate(cfg.method.loss)
         for name, term in (cfg.defense.get("loss_terms") or {}).items():
             loss.add(name, instantiate(term))
@@ -128,7 +150,7 @@ def build_attack_and_loss(cfg: DictConfig):
     unknown = loss.splits - set(available)
     if unknown:
         raise ConfigError(f"the loss reads splits {sorted(unknown)}; available: {available}")
-    return attack, loss, derived
+    return Components(attack, forget_filter, loss, derived)
 
 
 def _choice(cfg: DictConfig, key: str) -> str:

@@ -11,6 +11,16 @@ from typing import Sequence
 
 from datasets import Dataset
 
+# The refusal answers of IDK and IdkDPO (config: ``${default_refusals:}``).
+DEFAULT_REFUSALS = (
+    "I don't know.",
+    "I'm not sure about that.",
+    "I have no information about that.",
+    "That is something I cannot answer.",
+    "I am not able to help with that question.",
+    "Sorry, I do not know the answer.",
+)
+
 
 def scope_pairs(forget: Dataset, retain: Dataset, seed: int) -> Dataset:
     """Scope-aware Unlearning's samples (Ren et al. 2025): question = x_f ⊕ x_r (a random forget
@@ -23,7 +33,8 @@ def scope_pairs(forget: Dataset, retain: Dataset, seed: int) -> Dataset:
 
 
 def idk_pairs(forget: Dataset, retain: Dataset, seed: int, answers: Sequence[str]) -> Dataset:
-    """IDK's targets: each forget question with a random refusal from ``answers``."""
+    """IDK's and IdkDPO's targets: each forget question, in the forget set's order, with a random
+    refusal from ``answers``."""
     if not answers:
         raise ValueError("idk answers are empty; give at least one refusal such as \"I don't know.\"")
     rng = random.Random(seed)

@@ -7,20 +7,27 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from unlearn_bench.losses.terms import LossTerm, answer_nll
+from unlearn_bench.losses.terms import IGNORE_INDEX, LossTerm, answer_nll
 
 
 class ForwardCache:
-    """Runs each model at most once per split of a batch, whatever number of terms read it."""
+    """Runs each model at most once per split of a batch, whatever number of terms read it.
+
+    ``which`` is ``"model"`` (the one being trained) or ``"reference"`` (frozen, no gradient).
+    Per-position tensors are over *prediction positions*: position t predicts token t+1, and
+    :meth:`answer_mask` marks the positions that predict an answer token.
+    """
 
     def __init__(self, model: nn.Module, batch: Mapping[str, Mapping[str, Tensor]],
                  reference: nn.Module | None = None):
         self.models = {"model": model, "reference": reference}
         self.batch = batch
+        self._outputs: dict[tuple[str, str], object] = {}
         self._nll: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
 
-    def _answer_nll(self, which: str, split: str) -> tuple[Tensor, Tensor]:
-        if (which, split) not in self._nll:
+    def outputs(self, which: str, split: str):
+        """The model's output (logits, hidden_states) on the split."""
+        if (which, split) not in self._outputs:
             if split not in self.batch:
                 raise KeyError(f"a loss term reads split {split!r}, but the batch has {sorted(self.batch)}")
             model = self.models[which]
@@ -28,8 +35,26 @@ class ForwardCache:
                 raise RuntimeError("a loss term needs the reference model, but none was given")
             inputs = self.batch[split]
             with torch.set_grad_enabled(which == "model" and torch.is_grad_enabled()):
-                logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
-            self._nll[which, split] = answer_nll(logits, inputs["labels"])
+                self._outputs[which, split] = model(
+                    input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], output_hidden_states=True
+                )
+        return self._outputs[which, split]
+
+    def answer_mask(self, split: str) -> Tensor:
+        """``[batch, seq-1]``: True where the position predicts an answer token."""
+        return self.batch[split]["labels"][:, 1:] != IGNORE_INDEX
+
+    def log_probs(self, which: str, split: str) -> Tensor:
+        """``[batch, seq-1, vocab]`` next-token log-probabilities."""
+        return torch.log_softmax(self.outputs(which, split).logits[:, :-1].float(), dim=-1)
+
+    def hidden(self, which: str, split: str, layer: int) -> Tensor:
+        """``[batch, seq-1, hidden]`` output of decoder layer ``layer`` (0 = embeddings)."""
+        return self.outputs(which, split).hidden_states[layer][:, :-1].float()
+
+    def _answer_nll(self, which: str, split: str) -> tuple[Tensor, Tensor]:
+        if (which, split) not in self._nll:
+            self._nll[which, split] = answer_nll(self.outputs(which, split).logits, self.batch[split]["labels"])
         return self._nll[which, split]
 
     def sequence_nll(self, split: str) -> Tensor:
@@ -63,7 +88,13 @@ class ComposedLoss(nn.Module):
 
     @property
     def splits(self) -> set[str]:
-        return {term.split for term in self.terms.values()}
+        return set().union(*(term.splits for term in self.terms.values()))
+
+    @property
+    def paired(self) -> dict[str, str]:
+        """Splits whose rows must be batched with the same indices as another split (DPO's
+        preferred answers with their forget rows)."""
+        return {k: v for term in self.terms.values() for k, v in term.paired.items()}
 
     @property
     def needs_reference(self) -> bool:

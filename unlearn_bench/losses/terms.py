@@ -1,6 +1,8 @@
 """Loss terms: each reads one split of the batch and returns a scalar.
 
-A method is a weighted sum of terms (:class:`~unlearn_bench.losses.method.ComposedLoss`), e.g.
+This module holds the likelihood terms; preference terms (NPO, SimNPO, DPO) are in
+:mod:`~unlearn_bench.losses.preference`, representation terms (RMU) in
+:mod:`~unlearn_bench.losses.rmu`. A method is a weighted sum of terms (:class:`~unlearn_bench.losses.method.ComposedLoss`), e.g.
 GD = NegativeNLL(forget) + λ·NLL(retain). Labels are ``-100`` on prompt and padding tokens, so
 every term sees answer tokens only.
 """
@@ -45,6 +47,16 @@ class LossTerm(nn.Module):
         self.split = split
         self.weight = float(weight)
 
+    @property
+    def splits(self) -> set[str]:
+        """Every split the term reads."""
+        return {self.split}
+
+    @property
+    def paired(self) -> dict[str, str]:
+        """``{split: partner}``: splits whose rows must be batched row-aligned with ``partner``."""
+        return {}
+
 
 class NLL(LossTerm):
     """L = mean_i nll_i on the split: plain fine-tuning (the retain term of GD, IDK, NPO; on the
@@ -61,24 +73,18 @@ class NegativeNLL(LossTerm):
         return -cache.sequence_nll(self.split).mean()
 
 
-class NPO(LossTerm):
-    """Negative preference optimisation (Zhang et al. 2024) on the split:
+class KL(LossTerm):
+    """Keeps the next-token distributions on the split close to the frozen reference model's:
 
-    L = (2/β) · mean_i log(1 + (π_θ(y_i|x_i) / π_ref(y_i|x_i))^β)
-      = (2/β) · mean_i softplus(β · (NLL_ref,i − NLL_θ,i)),
+    L = mean_i (1/|y_i|) Σ_t KL(π_ref(·|x_i, y_i,<t) ‖ π_θ(·|x_i, y_i,<t)),
 
-    NLL the summed answer-token NLL and π_ref the frozen reference model. Bounded below by 0,
-    unlike gradient ascent, so forgetting slows down instead of running away.
+    over the positions that predict answer tokens (the retain term of ``method=kl``).
     """
 
     needs_reference = True
 
-    def __init__(self, split: str, beta: float = 0.1, weight: float = 1.0):
-        super().__init__(split, weight)
-        if beta <= 0:
-            raise ValueError(f"NPO's beta is {beta}; it must be > 0")
-        self.beta = float(beta)
-
     def forward(self, cache) -> Tensor:
-        log_ratio = cache.reference_nll_sum(self.split) - cache.nll_sum(self.split)
-        return 2 / self.beta * nn.functional.softplus(self.beta * log_ratio).mean()
+        log_p, log_ref = cache.log_probs("model", self.split), cache.log_probs("reference", self.split)
+        token_kl = (log_ref.exp() * (log_ref - log_p)).sum(-1)
+        mask = cache.answer_mask(self.split)
+        return ((token_kl * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
