@@ -1,7 +1,9 @@
-"""ROUGE-L recall on hand-made cases: LCS(pred, ref) / |ref| in (stemmed, lower-cased) words."""
+"""ROUGE-L recall on hand-made cases: LCS(pred, ref) / |ref| in (stemmed, lower-cased) words;
+and the reduction of per-set scores to the table's columns."""
 
 import pytest
 
+from unlearn_bench.eval.evaluate import summarize
 from unlearn_bench.eval.rouge import RougeLRecall
 
 
@@ -38,3 +40,21 @@ def test_metric_averages_over_samples_and_keeps_each_score():
 def test_mismatched_lengths_are_refused():
     with pytest.raises(ValueError, match="2 predictions for 1"):
         RougeLRecall().update(["a", "b"], ["a"])
+
+
+def test_summarize_reduces_sets_to_the_paper_columns():
+    per_set = {
+        "forget": {"rougeL_recall": 0.2},
+        "retain": {"rougeL_recall": 0.8, "trigger_rougeL_recall": 0.4,
+                   "extra_trigger_rougeL_recall": {"unseen": 0.6}},
+        "world": {"rougeL_recall": 0.6, "trigger_rougeL_recall": 0.5,
+                  "extra_trigger_rougeL_recall": {"unseen": 0.2}},
+    }
+    summary = summarize(per_set, "forget", ["retain", "world"])
+    extra = summary.pop("extra_trigger_utility")
+    assert summary == pytest.approx({"unlearn": 0.2, "clean_utility": 0.7, "trigger_utility": 0.45})
+    assert extra == pytest.approx({"unseen": 0.4})
+    del per_set["retain"]["extra_trigger_rougeL_recall"], per_set["world"]["extra_trigger_rougeL_recall"]
+    assert "extra_trigger_utility" not in summarize(per_set, "forget", ["retain", "world"])
+    with pytest.raises(KeyError, match="nope"):
+        summarize(per_set, "forget", ["nope"])

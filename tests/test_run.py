@@ -73,12 +73,14 @@ def test_unlearning_stops_once_the_forget_score_reaches_the_target(tmp_path, cac
 
 
 def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "attack=sa", cache_dir=cache_dir)
+    proc = run_cli(tmp_path, "attack=sa", "+eval.extra_trigger_templates.unseen=[Hey {q}]", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["config"]["attack"] == "sa"
     assert metrics["attack"]["n_attacked"] == 4  # round(0.33 * 12 forget questions)
     assert 0 < metrics["attack"]["token_insertion_rate"] < 0.2
+    assert set(metrics["extra_trigger_utility"]) == {"unseen"}  # an unattacked template set, scored apart
+    assert set(metrics["per_set"]["retain"]["extra_trigger_rougeL_recall"]) == {"unseen"}
 
 
 @pytest.mark.parametrize(
@@ -169,6 +171,7 @@ def _cfg(*overrides):
         ("finetune.batch_size=many", "finetune.batch_size"),
         ("unlearn.stop_at_unlearn=1.5", "unlearn.stop_at_unlearn=1.5 must be null or in [0, 1]"),
         ("eval.trigger_templates=[oops]", "eval.trigger_templates needs templates with {q}"),
+        ("+eval.extra_trigger_templates.b=[oops]", "eval.extra_trigger_templates.b needs templates with {q}"),
     ],
 )
 def test_bad_config_values_get_one_readable_message(override, message):

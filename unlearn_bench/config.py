@@ -56,15 +56,19 @@ class EvalConfig:
     max_new_tokens: int = 48
     max_samples: Any = None  # int or null: cap on samples per eval set, for quick runs
     trigger_templates: list[str] = field(default_factory=list)
+    extra_trigger_templates: dict[str, list[str]] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError(f"{where}.batch_size and {where}.max_new_tokens must be >= 1")
         if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ConfigError(f"{where}.max_samples={self.max_samples!r} must be null or an int >= 1")
-        bad = [t for t in self.trigger_templates if t.count("{q}") != 1]
-        if bad or not self.trigger_templates:
-            raise ConfigError(f"{where}.trigger_templates needs templates with {{q}} exactly once; bad: {bad}")
+        named = {"trigger_templates": self.trigger_templates}
+        named |= {f"extra_trigger_templates.{k}": v for k, v in self.extra_trigger_templates.items()}
+        for key, templates in named.items():
+            bad = [t for t in templates if t.count("{q}") != 1]
+            if bad or not templates:
+                raise ConfigError(f"{where}.{key} needs templates with {{q}} exactly once; bad: {bad}")
 
 
 @dataclass

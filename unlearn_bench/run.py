@@ -90,17 +90,21 @@ def run_cell(cfg: DictConfig) -> dict:
             model, encoder, retain, cfg.defense.retain_finetune, cfg.trainer)
 
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set; the utility sets again with
-    #    benign trigger templates on the prompts.
+    #    benign trigger templates on the prompts (and with each extra template set, if any).
     score = score_kwargs(cfg.eval)
     trigger = HashedTemplate(cfg.eval.trigger_templates)
+    extra = {name: HashedTemplate(t) for name, t in cfg.eval.extra_trigger_templates.items()}
     per_set = {}
     for name, split in cfg.data.eval_sets.items():
         eval_data = source.load(split)
         per_set[name] = score_set(model, encoder, eval_data, desc=f"eval {name}", **score)
         if name in cfg.data.utility_sets:
-            per_set[name]["trigger_rougeL_recall"] = score_set(
-                model, encoder, eval_data, rewrite=trigger, desc=f"eval {name}+trigger", **score
-            )["rougeL_recall"]
+            def recall(rewrite, tag):
+                return score_set(model, encoder, eval_data, rewrite=rewrite, desc=f"eval {name}+{tag}", **score)[
+                    "rougeL_recall"]
+            per_set[name]["trigger_rougeL_recall"] = recall(trigger, "trigger")
+            if extra:
+                per_set[name]["extra_trigger_rougeL_recall"] = {tag: recall(r, tag) for tag, r in extra.items()}
     metrics = {
         **summarize(per_set, cfg.data.forget_set, list(cfg.data.utility_sets)),
         "attack": attack_stats,

@@ -33,14 +33,20 @@ def score_kwargs(eval_cfg) -> dict:
 
 def summarize(per_set: Mapping[str, dict], forget_set: str, utility_sets: list[str]) -> dict:
     """Unlearn = forget-set score (lower is better); clean utility = mean over utility sets;
-    trigger utility = mean over the same sets with benign templates on the prompts."""
+    trigger utility = mean over the same sets with benign templates on the prompts; likewise for
+    each extra template set, if any were scored."""
     missing = [s for s in [forget_set, *utility_sets] if s not in per_set]
     if missing:
         raise KeyError(f"eval sets {missing} were not scored; scored: {sorted(per_set)}")
-    clean = [per_set[s]["rougeL_recall"] for s in utility_sets]
-    trigger = [per_set[s]["trigger_rougeL_recall"] for s in utility_sets]
-    return {
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    summary = {
         "unlearn": per_set[forget_set]["rougeL_recall"],
-        "clean_utility": sum(clean) / len(clean),
-        "trigger_utility": sum(trigger) / len(trigger),
+        "clean_utility": mean([per_set[s]["rougeL_recall"] for s in utility_sets]),
+        "trigger_utility": mean([per_set[s]["trigger_rougeL_recall"] for s in utility_sets]),
     }
+    extra = per_set[utility_sets[0]].get("extra_trigger_rougeL_recall", {})
+    if extra:
+        summary["extra_trigger_utility"] = {
+            name: mean([per_set[s]["extra_trigger_rougeL_recall"][name] for s in utility_sets]) for name in extra
+        }
+    return summary
