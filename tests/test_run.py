@@ -73,7 +73,7 @@ def test_unlearning_stops_once_the_forget_score_reaches_the_target(tmp_path, cac
 
 
 def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "attack=sa", "+eval.extra_trigger_templates.unseen=[Hey {q}]", cache_dir=cache_dir)
+    proc = run_cli(tmp_path, "attack=sa", "+eval.extra_trigger_templates.unseen=['Hey {q}']", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["config"]["attack"] == "sa"
