@@ -151,7 +151,7 @@ def test_dpo_against_hand_computation():
     beta = 0.5
     preferred = [math.log(3) - math.log(5), math.log(3) - math.log(4)]  # log pi/pi_ref, uniform reference
     rejected = [2 * math.log(3) - math.log(5), math.log(3) - math.log(2)]
-    expected = 2 / beta * sum(math.log(1 + math.exp(-beta * (w - l))) for w, l in zip(preferred, rejected)) / 2
+    expected = 2 / beta * sum(math.log(1 + math.exp(-beta * (w - r))) for w, r in zip(preferred, rejected)) / 2
     loss = ComposedLoss({"f": DPO("forget", preferred="idk", beta=beta)})
     total, _ = loss(Bigram(), {"forget": FORGET, "idk": PREFERRED}, Bigram(uniform=True))
     assert total.item() == pytest.approx(expected)

@@ -16,7 +16,7 @@ import lightning as L
 from datasets import Dataset
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from unlearn_bench.attacks import token_insertion_rate
 from unlearn_bench.callbacks import StopAtUnlearn
@@ -25,7 +25,7 @@ from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.defenses import finetune_on_retain
-from unlearn_bench.eval.evaluate import score_kwargs, score_set, summarize
+from unlearn_bench.eval.evaluate import score_eval_sets, score_kwargs, summarize
 from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
 from unlearn_bench.losses import ComposedLoss
 from unlearn_bench.model import load_pretrained
@@ -91,20 +91,11 @@ def run_cell(cfg: DictConfig) -> dict:
 
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set; the utility sets again with
     #    benign trigger templates on the prompts (and with each extra template set, if any).
-    score = score_kwargs(cfg.eval)
-    trigger = HashedTemplate(cfg.eval.trigger_templates)
-    extra = {name: HashedTemplate(t) for name, t in cfg.eval.extra_trigger_templates.items()}
-    per_set = {}
-    for name, split in cfg.data.eval_sets.items():
-        eval_data = source.load(split)
-        per_set[name] = score_set(model, encoder, eval_data, desc=f"eval {name}", **score)
-        if name in cfg.data.utility_sets:
-            def recall(rewrite, tag):
-                return score_set(model, encoder, eval_data, rewrite=rewrite, desc=f"eval {name}+{tag}", **score)[
-                    "rougeL_recall"]
-            per_set[name]["trigger_rougeL_recall"] = recall(trigger, "trigger")
-            if extra:
-                per_set[name]["extra_trigger_rougeL_recall"] = {tag: recall(r, tag) for tag, r in extra.items()}
+    per_set = score_eval_sets(
+        model, encoder, {name: source.load(split) for name, split in cfg.data.eval_sets.items()},
+        list(cfg.data.utility_sets), HashedTemplate(cfg.eval.trigger_templates),
+        {name: HashedTemplate(t) for name, t in cfg.eval.extra_trigger_templates.items()}, **score_kwargs(cfg.eval),
+    )
     metrics = {
         **summarize(per_set, cfg.data.forget_set, list(cfg.data.utility_sets)),
         "attack": attack_stats,

@@ -15,7 +15,8 @@ class AnomalyFilter:
 
     def __init__(self, p: float, batch_size: int = 64):
         if not 0 <= p < 1:
-            raise ValueError(f"anomaly_filter's p is {p}; it must be in [0, 1) (the fraction of forget samples dropped)")
+            raise ValueError(f"anomaly_filter's p is {p}; it must be in [0, 1) (the fraction of forget samples "
+                             "dropped)")
         self.p, self.batch_size = float(p), batch_size
 
     def __call__(self, forget: Dataset, model, encoder: QAEncoder) -> tuple[Dataset, list[int]]:

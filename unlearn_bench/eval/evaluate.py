@@ -25,6 +25,25 @@ def score_set(
     return {"rougeL_recall": float(metric.compute()), "n": len(data)}
 
 
+def score_eval_sets(
+    model, encoder: QAEncoder, sets: Mapping[str, Dataset], utility_sets: list[str],
+    trigger: Callable[[str], str], extra_triggers: Mapping[str, Callable[[str], str]], **score,
+) -> dict[str, dict]:
+    """``score_set`` on every set; each utility set again with ``trigger`` on its questions
+    (``trigger_rougeL_recall``) and with each extra rewrite (``extra_trigger_rougeL_recall``)."""
+    per_set = {}
+    for name, data in sets.items():
+        per_set[name] = score_set(model, encoder, data, desc=f"eval {name}", **score)
+        if name not in utility_sets:
+            continue
+        rewritten = {tag: score_set(model, encoder, data, rewrite=rewrite, desc=f"eval {name}+{tag}", **score)
+                     for tag, rewrite in {"trigger": trigger, **extra_triggers}.items()}
+        per_set[name]["trigger_rougeL_recall"] = rewritten.pop("trigger")["rougeL_recall"]
+        if rewritten:
+            per_set[name]["extra_trigger_rougeL_recall"] = {t: r["rougeL_recall"] for t, r in rewritten.items()}
+    return per_set
+
+
 def score_kwargs(eval_cfg) -> dict:
     """The generation settings of ``score_set`` from the ``eval`` config section."""
     return dict(batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens,

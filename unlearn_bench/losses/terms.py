@@ -1,11 +1,10 @@
 """Loss terms: each reads one split of the batch and returns a scalar.
 
 This module holds the likelihood terms; preference terms (NPO, SimNPO, DPO) are in
-:mod:`~unlearn_bench.losses.preference`, representation terms (RMU) in
-:mod:`~unlearn_bench.losses.rmu`. A method is a weighted sum of terms (:class:`~unlearn_bench.losses.method.ComposedLoss`), e.g.
+:mod:`~unlearn_bench.losses.preference`, representation terms (RMU) in :mod:`~unlearn_bench.losses.rmu`.
+A method is a weighted sum of terms (:class:`~unlearn_bench.losses.method.ComposedLoss`), e.g.
 GD = NegativeNLL(forget) + λ·NLL(retain). Labels are ``-100`` on prompt and padding tokens, so
-every term sees answer tokens only.
-"""
+every term sees answer tokens only."""
 
 from __future__ import annotations
 
