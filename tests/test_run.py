@@ -142,10 +142,11 @@ def test_continued_ft_fine_tunes_on_retain_after_unlearning(tmp_path, cache_dir)
     assert metrics["defense"] == {"retain_finetune_steps": 3} and metrics["config"]["defense"] == "continued_ft"
 
 
-def test_unknown_method_fails_with_the_list_of_options(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "method=nope", cache_dir=cache_dir)
+@pytest.mark.parametrize("group, option", [("method", "rmu"), ("attack", "sa"), ("defense", "anomaly_filter")])
+def test_unknown_option_fails_with_the_list_of_options(tmp_path, cache_dir, group, option):
+    proc = run_cli(tmp_path, f"{group}=nope", cache_dir=cache_dir)
     assert proc.returncode != 0
-    assert "Could not find 'method/nope'" in proc.stderr and "gd" in proc.stderr
+    assert f"Could not find '{group}/nope'" in proc.stderr and option in proc.stderr
 
 
 def test_bad_value_fails_before_any_training(tmp_path, cache_dir):
