@@ -25,7 +25,7 @@ class StopAtUnlearn(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step % self.every_n_steps:
             return
-        score = score_set(pl_module.model, self.encoder, self.forget, desc="forget check", **self.score_kwargs)
+        score = score_set(pl_module.model, self.encoder, self.forget, desc=None, **self.score_kwargs)
         pl_module.log("unlearn/forget_rougeL_recall", score["rougeL_recall"])
         if score["rougeL_recall"] <= self.target:
             trainer.should_stop = True

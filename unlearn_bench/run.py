@@ -155,8 +155,10 @@ def _choice(cfg: DictConfig, key: str) -> str:
 def format_table(metrics: dict) -> str:
     """A small plain-text table of the cell's scores."""
     rows = [("unlearn (forget, lower is better)", metrics["unlearn"]),
-            ("clean utility (higher is better)", metrics["clean_utility"])]
-    rows.append(("trigger utility (higher is better)", metrics["trigger_utility"]))
+            ("clean utility (higher is better)", metrics["clean_utility"]),
+            ("trigger utility (higher is better)", metrics["trigger_utility"])]
+    for name, value in (metrics.get("extra_trigger_utility") or {}).items():
+        rows.append((f"trigger utility, {name} templates", value))
     for name, s in metrics["per_set"].items():
         rows.append((f"  {name} ROUGE-L recall (n={s['n']})", s["rougeL_recall"]))
         if "trigger_rougeL_recall" in s:

@@ -13,7 +13,7 @@ from unlearn_bench.eval.rouge import RougeLRecall
 
 def score_set(
     model, encoder: QAEncoder, data: Dataset, batch_size: int, max_new_tokens: int,
-    max_samples: int | None = None, rewrite: Callable[[str], str] | None = None, desc: str = "eval",
+    max_samples: int | None = None, rewrite: Callable[[str], str] | None = None, desc: str | None = "eval",
 ) -> dict:
     """ROUGE-L recall of greedy answers on ``data``; ``rewrite`` transforms each question first."""
     if max_samples is not None:

@@ -11,9 +11,10 @@ from unlearn_bench.data.qa import QAEncoder
 @torch.no_grad()
 def generate_answers(
     model, encoder: QAEncoder, questions: list[str], batch_size: int = 64, max_new_tokens: int = 48,
-    desc: str = "generate",
+    desc: str | None = "generate",
 ) -> list[str]:
-    """The model's greedy answer to each question, in the order given."""
+    """The model's greedy answer to each question, in the order given; ``desc=None`` hides the
+    progress bar (for frequent checks inside training)."""
     was_training = model.training
     model.eval()
     # Sorting by prompt length keeps padding (wasted compute) small; answers are put back in order.
@@ -21,7 +22,7 @@ def generate_answers(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
     tokenizer = encoder.tokenizer
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=desc is None):
         idx = order[start : start + batch_size]
         batch = encoder.collate([{"input_ids": prompts[i]} for i in idx], side="left")
         batch = {k: v.to(model.device) for k, v in batch.items()}
