@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 REAL_TOFU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
 
@@ -31,3 +33,17 @@ def cache_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cache")
     os.environ["UNLEARN_BENCH_CACHE"] = str(path)
     return path
+
+
+class Unigram(torch.nn.Module):
+    """Predicts the same next-token distribution everywhere: the tokens of ``known`` are likely."""
+
+    def __init__(self, vocab_size: int, known: list[int]):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
+        with torch.no_grad():
+            self.bias[known] = 8.0
+        self.device = torch.device("cpu")
+
+    def forward(self, input_ids, attention_mask):
+        return SimpleNamespace(logits=self.bias.expand(*input_ids.shape, -1))

@@ -1,28 +1,13 @@
 """The data- and schedule-side defenses on hand-made cases."""
 
-from types import SimpleNamespace
-
 import pytest
-import torch
 from datasets import Dataset
 
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.defenses import AnomalyFilter
 from unlearn_bench.tokenizer import train_tokenizer
 
-
-class Unigram(torch.nn.Module):
-    """Predicts the same next-token distribution everywhere: the tokens of ``known`` are likely."""
-
-    def __init__(self, vocab_size: int, known: list[int]):
-        super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
-        with torch.no_grad():
-            self.bias[known] = 8.0
-        self.device = torch.device("cpu")
-
-    def forward(self, input_ids, attention_mask):
-        return SimpleNamespace(logits=self.bias.expand(*input_ids.shape, -1))
+from conftest import Unigram
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,11 @@ def gd_cell(tmp_path_factory, cache_dir):
 def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     out, proc = gd_cell
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "attack", "defense", "per_set",
-                            "base_model", "config", "unlearn_steps", "wall_seconds"}
+    assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "model_utility", "forget_quality",
+                            "attack", "defense", "per_set", "base_model", "config", "unlearn_steps", "wall_seconds"}
+    assert 0 <= metrics["forget_quality"] <= 1 and 0 <= metrics["model_utility"] <= 1
+    for name in ("forget", "retain", "world_facts"):
+        assert {"probability", "truth_ratio"} <= set(metrics["per_set"][name])
     assert set(metrics["per_set"]) == {"forget", "retain", "world_facts"}
     for scores in metrics["per_set"].values():
         assert 0 <= scores["rougeL_recall"] <= 1 and scores["n"] == 8

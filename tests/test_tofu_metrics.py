@@ -67,3 +67,35 @@ def test_model_utility_is_the_harmonic_mean():
     assert model_utility([0.5, 0.0, 1.0]) == 0.0
     with pytest.raises(ValueError):
         model_utility([])
+
+
+def test_score_likelihoods_reads_tofu_columns():
+    from datasets import Dataset
+
+    from conftest import Unigram
+    from unlearn_bench.data.qa import QAEncoder
+    from unlearn_bench.eval.likelihood import answer_nll, score_likelihoods
+    from unlearn_bench.tokenizer import train_tokenizer
+
+    data = Dataset.from_dict({"question": ["Who?", "Where?"], "answer": ["alpha beta", "alpha"],
+                              "perturbed_answer": [["zulu quebec", "alpha zulu"], ["quebec", "beta"]]})
+    tokenizer = train_tokenizer(["Who? Where? alpha beta zulu quebec"] * 3, 300)
+    encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
+    model = Unigram(len(tokenizer), tokenizer(" alpha beta", add_special_tokens=False).input_ids
+                    + [tokenizer.eos_token_id])
+    nll = lambda answers: torch.tensor(answer_nll(  # noqa: E731
+        model, encoder, Dataset.from_dict({"question": ["Who?", "Where?"], "answer": answers})))
+    true, pert = nll(["alpha beta", "alpha"]), torch.stack([nll(["zulu quebec", "quebec"]), nll(["alpha zulu", "beta"])], -1)
+
+    # no paraphrase: the answer is the truth ratio's base, as TOFU does for world facts
+    scores = score_likelihoods(model, encoder, data, normalise=True, truth_ratio_kind="utility")
+    p = torch.exp(-true)
+    assert scores["probability"] == pytest.approx((p / (p + torch.exp(-pert).sum(-1))).mean().item(), rel=1e-5)
+    assert scores["truth_ratios"] == pytest.approx(torch.exp(true - pert.mean(-1)).tolist(), rel=1e-5)
+    # with a paraphrase column, it is the base
+    with_para = data.add_column("paraphrased_answer", ["zulu quebec", "quebec"])
+    ratios = score_likelihoods(model, encoder, with_para, normalise=False, truth_ratio_kind="forget")["truth_ratios"]
+    assert ratios == pytest.approx(torch.exp(pert[:, 0] - pert.mean(-1)).tolist(), rel=1e-5)
+    # without perturbed answers: the plain probability only
+    plain = score_likelihoods(model, encoder, data.remove_columns("perturbed_answer"), True, "utility")
+    assert plain == pytest.approx({"probability": p.mean().item()}, rel=1e-5)

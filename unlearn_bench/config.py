@@ -83,11 +83,12 @@ class DataConfig:
     eval_sets: dict[str, str] = field(default_factory=dict)
     forget_set: str = "forget"
     utility_sets: list[str] = field(default_factory=list)
+    normalised_sets: list[str] = field(default_factory=list)  # probability normalised over the options
 
     def check(self, where: str) -> None:
         if set(self.finetune_splits) != {"full", "retain"}:
             raise ConfigError(f"{where}.finetune_splits needs exactly the keys 'full' and 'retain'")
-        named = [self.forget_set, *self.utility_sets]
+        named = [self.forget_set, *self.utility_sets, *self.normalised_sets]
         unknown = [s for s in named if s not in self.eval_sets]
         if unknown or not self.utility_sets:
             raise ConfigError(

@@ -25,7 +25,7 @@ from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.defenses import finetune_on_retain
-from unlearn_bench.eval.evaluate import score_eval_sets, score_kwargs, summarize
+from unlearn_bench.eval.evaluate import score_eval_sets, score_kwargs, score_tofu, summarize
 from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
 from unlearn_bench.losses import ComposedLoss
 from unlearn_bench.model import load_pretrained
@@ -47,7 +47,7 @@ def run_cell(cfg: DictConfig) -> dict:
     # 1. The fine-tuned models, trained once per (model, data, fine-tune) config and cached.
     source = instantiate(cfg.data.source)
     full_dir = finetuned_model_dir(cfg, source, "full")
-    finetuned_model_dir(cfg, source, "retain")  # built now so that every cell finds it cached
+    retain_dir = finetuned_model_dir(cfg, source, "retain")  # the reference for forget quality
 
     # 2. Unlearning: the method's loss over paired forget/retain batches.
     L.seed_everything(cfg.seed, workers=True)
@@ -91,13 +91,22 @@ def run_cell(cfg: DictConfig) -> dict:
 
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set; the utility sets again with
     #    benign trigger templates on the prompts (and with each extra template set, if any).
+    eval_sets = {name: source.load(split) for name, split in cfg.data.eval_sets.items()}
     per_set = score_eval_sets(
-        model, encoder, {name: source.load(split) for name, split in cfg.data.eval_sets.items()},
-        list(cfg.data.utility_sets), HashedTemplate(cfg.eval.trigger_templates),
+        model, encoder, eval_sets, list(cfg.data.utility_sets), HashedTemplate(cfg.eval.trigger_templates),
         {name: HashedTemplate(t) for name, t in cfg.eval.extra_trigger_templates.items()}, **score_kwargs(cfg.eval),
     )
+    # TOFU's probability and truth ratio; forget quality compares the forget set's truth ratios
+    # with those of the retain model (which never saw it), from the fine-tune cache.
+    tofu, quality = score_tofu(
+        model, lambda: load_pretrained(retain_dir, cfg.model.dtype)[0], encoder, eval_sets, cfg.data.forget_set,
+        list(cfg.data.normalised_sets), batch_size=cfg.eval.batch_size, max_samples=cfg.eval.max_samples,
+    )
+    for name, scores in tofu.items():
+        per_set[name] |= scores
     metrics = {
         **summarize(per_set, cfg.data.forget_set, list(cfg.data.utility_sets)),
+        "forget_quality": quality,
         "attack": attack_stats,
         "defense": defense_stats or None,
         "per_set": per_set,
@@ -157,6 +166,10 @@ def format_table(metrics: dict) -> str:
     rows = [("unlearn (forget, lower is better)", metrics["unlearn"]),
             ("clean utility (higher is better)", metrics["clean_utility"]),
             ("trigger utility (higher is better)", metrics["trigger_utility"])]
+    if metrics.get("model_utility") is not None:
+        rows.append(("TOFU model utility", metrics["model_utility"]))
+    if metrics.get("forget_quality") is not None:
+        rows.append(("TOFU forget quality (KS p-value)", metrics["forget_quality"]))
     for name, value in (metrics.get("extra_trigger_utility") or {}).items():
         rows.append((f"trigger utility, {name} templates", value))
     for name, s in metrics["per_set"].items():

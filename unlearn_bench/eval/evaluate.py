@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+import torch
 from datasets import Dataset
 
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.generation import generate_answers
+from unlearn_bench.eval.likelihood import score_likelihoods
 from unlearn_bench.eval.rouge import RougeLRecall
+from unlearn_bench.eval.tofu_metrics import forget_quality, model_utility
 
 
 def score_set(
@@ -44,6 +47,25 @@ def score_eval_sets(
     return per_set
 
 
+def score_tofu(
+    model, load_retain_model: Callable[[], object], encoder: QAEncoder, sets: Mapping[str, Dataset], forget_set: str,
+    normalised_sets: list[str], batch_size: int, max_samples: int | None = None,
+) -> tuple[dict[str, dict], float | None]:
+    """TOFU's probability and truth ratio on every set, and forget quality: the KS p-value between
+    the model's and the retain model's per-item truth ratios on ``forget_set`` (None, and the
+    retain model never loaded, without perturbed answers)."""
+    def likelihoods(m, name: str, desc: str) -> dict:
+        kind = "forget" if name == forget_set else "utility"
+        return score_likelihoods(m, encoder, sets[name], name in normalised_sets, kind, batch_size, max_samples, desc)
+
+    per_set = {name: likelihoods(model, name, f"likelihood {name}") for name in sets}
+    ratios = {name: scores.pop("truth_ratios", None) for name, scores in per_set.items()}[forget_set]
+    if ratios is None:
+        return per_set, None
+    reference = likelihoods(load_retain_model(), forget_set, "likelihood forget, retain model")["truth_ratios"]
+    return per_set, forget_quality(torch.tensor(ratios), torch.tensor(reference))
+
+
 def score_kwargs(eval_cfg) -> dict:
     """The generation settings of ``score_set`` from the ``eval`` config section."""
     return dict(batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens,
@@ -53,16 +75,21 @@ def score_kwargs(eval_cfg) -> dict:
 def summarize(per_set: Mapping[str, dict], forget_set: str, utility_sets: list[str]) -> dict:
     """Unlearn = forget-set score (lower is better); clean utility = mean over utility sets;
     trigger utility = mean over the same sets with benign templates on the prompts; likewise for
-    each extra template set, if any were scored."""
+    each extra template set, if any were scored; model utility = TOFU's harmonic mean of the
+    utility sets' probability, ROUGE-L and truth ratio, if they were scored."""
     missing = [s for s in [forget_set, *utility_sets] if s not in per_set]
     if missing:
         raise KeyError(f"eval sets {missing} were not scored; scored: {sorted(per_set)}")
     mean = lambda values: sum(values) / len(values)  # noqa: E731
+    tofu_keys = ("probability", "rougeL_recall", "truth_ratio")
     summary = {
         "unlearn": per_set[forget_set]["rougeL_recall"],
         "clean_utility": mean([per_set[s]["rougeL_recall"] for s in utility_sets]),
         "trigger_utility": mean([per_set[s]["trigger_rougeL_recall"] for s in utility_sets]),
     }
+    if all("probability" in per_set[s] for s in utility_sets):
+        summary["model_utility"] = model_utility([per_set[s][k] for s in utility_sets for k in tofu_keys
+                                                  if k in per_set[s]])
     extra = per_set[utility_sets[0]].get("extra_trigger_rougeL_recall", {})
     if extra:
         summary["extra_trigger_utility"] = {
