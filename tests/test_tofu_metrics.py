@@ -74,7 +74,7 @@ def test_score_likelihoods_reads_tofu_columns():
 
     from conftest import Unigram
     from unlearn_bench.data.qa import QAEncoder
-    from unlearn_bench.eval.likelihood import answer_nll, score_likelihoods
+    from unlearn_bench.eval.likelihood import mean_answer_nll, score_likelihoods
     from unlearn_bench.tokenizer import train_tokenizer
 
     data = Dataset.from_dict({"question": ["Who?", "Where?"], "answer": ["alpha beta", "alpha"],
@@ -83,9 +83,10 @@ def test_score_likelihoods_reads_tofu_columns():
     encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
     model = Unigram(len(tokenizer), tokenizer(" alpha beta", add_special_tokens=False).input_ids
                     + [tokenizer.eos_token_id])
-    nll = lambda answers: torch.tensor(answer_nll(  # noqa: E731
+    nll = lambda answers: torch.tensor(mean_answer_nll(  # noqa: E731
         model, encoder, Dataset.from_dict({"question": ["Who?", "Where?"], "answer": answers})))
-    true, pert = nll(["alpha beta", "alpha"]), torch.stack([nll(["zulu quebec", "quebec"]), nll(["alpha zulu", "beta"])], -1)
+    true = nll(["alpha beta", "alpha"])
+    pert = torch.stack([nll(["zulu quebec", "quebec"]), nll(["alpha zulu", "beta"])], dim=-1)
 
     # no paraphrase: the answer is the truth ratio's base, as TOFU does for world facts
     scores = score_likelihoods(model, encoder, data, normalise=True, truth_ratio_kind="utility")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datasets import Dataset
 
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.eval.likelihood import answer_nll
+from unlearn_bench.eval.likelihood import mean_answer_nll
 
 
 class AnomalyFilter:
@@ -21,7 +21,7 @@ class AnomalyFilter:
 
     def __call__(self, forget: Dataset, model, encoder: QAEncoder) -> tuple[Dataset, list[int]]:
         """The kept forget samples (in their order) and the indices of the dropped ones, sorted."""
-        losses = answer_nll(model, encoder, forget, self.batch_size, desc="anomaly filter")
+        losses = mean_answer_nll(model, encoder, forget, self.batch_size, desc="anomaly filter")
         n_drop = round(self.p * len(forget))
         by_loss = sorted(range(len(forget)), key=lambda i: (-losses[i], i))
         dropped = sorted(by_loss[:n_drop])

@@ -12,7 +12,9 @@ from unlearn_bench.losses.terms import sequence_nll
 
 
 @torch.no_grad()
-def answer_nll(model, encoder: QAEncoder, data: Dataset, batch_size: int = 64, desc: str = "nll") -> list[float]:
+def mean_answer_nll(
+    model, encoder: QAEncoder, data: Dataset, batch_size: int = 64, desc: str = "nll"
+) -> list[float]:
     """Mean answer-token NLL of each (question, answer) row of ``data``, in order."""
     was_training = model.training
     model.eval()
@@ -39,7 +41,7 @@ def score_likelihoods(model, encoder: QAEncoder, data: Dataset, normalise: bool,
 
     def nll(answers: list[str], tag: str) -> torch.Tensor:
         pairs = Dataset.from_dict({"question": questions, "answer": answers})
-        return torch.tensor(answer_nll(model, encoder, pairs, batch_size, f"{desc} {tag}"))
+        return torch.tensor(mean_answer_nll(model, encoder, pairs, batch_size, f"{desc} {tag}"))
 
     true_nll = nll(list(data["answer"]), "answer")
     if "perturbed_answer" not in data.column_names:  # nothing to normalise over or compare with
