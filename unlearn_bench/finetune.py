@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from datasets import concatenate_datasets
+from datasets import Dataset, concatenate_datasets
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -55,16 +55,8 @@ def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
     model, tokenizer = base_model(cfg.model, corpus, Path(cfg.paths.cache_dir) / "tokenizers")
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     train = concatenate_datasets([source.load(s).select_columns(["question", "answer"]) for s in splits])
-    datamodule = QADataModule({"train": train}, encoder, cfg.finetune.batch_size)
-    module = ComposedLossModule(
-        model,
-        ComposedLoss({"nll": NLL("train")}),
-        instantiate(cfg.finetune.optimizer),
-        cfg.finetune.scheduler,
-        cfg.finetune.warmup_ratio,
-    )
-    trainer = instantiate(cfg.trainer, max_epochs=cfg.finetune.epochs, logger=False, enable_checkpointing=False)
-    trainer.fit(module, datamodule)
+    fit_nll(model, encoder, train, cfg.finetune.batch_size, instantiate(cfg.finetune.optimizer), cfg.trainer,
+            cfg.finetune.scheduler, cfg.finetune.warmup_ratio, max_epochs=cfg.finetune.epochs)
 
     with building(folder) as tmp:
         model.save_pretrained(tmp)
@@ -73,6 +65,16 @@ def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
             report = base_eval(model, encoder, source, cfg)
             (tmp / BASE_EVAL_FILE).write_text(json.dumps(report, indent=2))
     return folder
+
+
+def fit_nll(model, encoder: QAEncoder, data: Dataset, batch_size: int, optimizer, trainer_cfg: DictConfig,
+            scheduler: str = "constant", warmup_ratio: float = 0.0, **limits) -> int:
+    """Plain fine-tuning: minimise NLL(answer | question) on ``data``, for the Trainer ``limits``
+    (``max_epochs`` or ``max_steps``); returns the number of steps taken."""
+    module = ComposedLossModule(model, ComposedLoss({"nll": NLL("train")}), optimizer, scheduler, warmup_ratio)
+    trainer = instantiate(trainer_cfg, logger=False, enable_checkpointing=False, **limits)
+    trainer.fit(module, QADataModule({"train": data}, encoder, batch_size))
+    return trainer.global_step
 
 
 def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig) -> dict:

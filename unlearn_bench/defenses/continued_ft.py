@@ -7,9 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.datamodule import QADataModule
-from unlearn_bench.losses import NLL, ComposedLoss
-from unlearn_bench.module import ComposedLossModule
+from unlearn_bench.finetune import fit_nll
 
 
 def finetune_on_retain(
@@ -18,8 +16,5 @@ def finetune_on_retain(
     """Minimise NLL(retain) for ``settings.steps`` steps (``settings``: ``defense.retain_finetune``);
     a backdoor-like shortcut learnt during unlearning may be overwritten by clean data. Returns the
     number of steps taken."""
-    module = ComposedLossModule(model, ComposedLoss({"retain": NLL("retain")}), instantiate(settings.optimizer))
-    trainer = instantiate(trainer_cfg, max_steps=settings.steps, max_epochs=-1, logger=False,
-                          enable_checkpointing=False)
-    trainer.fit(module, QADataModule({"retain": retain}, encoder, settings.batch_size))
-    return trainer.global_step
+    return fit_nll(model, encoder, retain, settings.batch_size, instantiate(settings.optimizer), trainer_cfg,
+                   max_steps=settings.steps, max_epochs=-1)
