@@ -19,6 +19,11 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 
 
+def _check_optimizer(where: str, optimizer) -> None:
+    if optimizer is None or "_target_" not in optimizer:
+        raise ConfigError(f"{where}.optimizer needs a _target_, e.g. torch.optim.AdamW with _partial_: true")
+
+
 @dataclass
 class StageConfig:
     """One training stage (fine-tune or unlearn): schedule and optimiser."""
@@ -44,8 +49,7 @@ class StageConfig:
             raise ConfigError(f"{where}.stop_at_unlearn={self.stop_at_unlearn} must be null or in [0, 1]")
         if self.stop_check_every_n_steps < 1:
             raise ConfigError(f"{where}.stop_check_every_n_steps must be >= 1")
-        if self.optimizer is None or "_target_" not in self.optimizer:
-            raise ConfigError(f"{where}.optimizer needs a _target_, e.g. torch.optim.AdamW with _partial_: true")
+        _check_optimizer(where, self.optimizer)
 
 
 @dataclass
@@ -108,8 +112,7 @@ class RetainFinetuneConfig:
     def check(self, where: str) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError(f"{where}.steps and {where}.batch_size must be >= 1")
-        if self.optimizer is None or "_target_" not in self.optimizer:
-            raise ConfigError(f"{where}.optimizer needs a _target_, e.g. torch.optim.AdamW with _partial_: true")
+        _check_optimizer(where, self.optimizer)
 
 
 SCHEMAS = {"finetune": StageConfig, "unlearn": StageConfig, "eval": EvalConfig, "data": DataConfig}

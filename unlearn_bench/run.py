@@ -54,6 +54,7 @@ def run_cell(cfg: DictConfig) -> dict:
     model, tokenizer = load_pretrained(full_dir, cfg.model.dtype)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
+    eval_sets = {name: source.load(split) for name, split in cfg.data.eval_sets.items()}
     attack_stats, defense_stats, attacked = None, {}, set()
     if attack is not None:
         clean, forget = forget, attack(forget)
@@ -79,7 +80,7 @@ def run_cell(cfg: DictConfig) -> dict:
     callbacks = []
     if cfg.unlearn.stop_at_unlearn is not None:
         callbacks.append(StopAtUnlearn(
-            encoder, source.load(cfg.data.eval_sets[cfg.data.forget_set]), cfg.unlearn.stop_at_unlearn,
+            encoder, eval_sets[cfg.data.forget_set], cfg.unlearn.stop_at_unlearn,
             cfg.unlearn.stop_check_every_n_steps, cfg.eval.batch_size, cfg.eval.max_new_tokens,
         ))
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
@@ -91,7 +92,6 @@ def run_cell(cfg: DictConfig) -> dict:
 
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set; the utility sets again with
     #    benign trigger templates on the prompts (and with each extra template set, if any).
-    eval_sets = {name: source.load(split) for name, split in cfg.data.eval_sets.items()}
     per_set = score_eval_sets(
         model, encoder, eval_sets, list(cfg.data.utility_sets), HashedTemplate(cfg.eval.trigger_templates),
         {name: HashedTemplate(t) for name, t in cfg.eval.extra_trigger_templates.items()}, **score_kwargs(cfg.eval),
