@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 
 REAL_TOFU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
 
@@ -35,15 +35,15 @@ def cache_dir(tmp_path_factory) -> Path:
     return path
 
 
-class Unigram(torch.nn.Module):
-    """Predicts the same next-token distribution everywhere: the tokens of ``known`` are likely."""
-
-    def __init__(self, vocab_size: int, known: list[int]):
-        super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
-        with torch.no_grad():
-            self.bias[known] = 8.0
-        self.device = torch.device("cpu")
-
-    def forward(self, input_ids, attention_mask):
-        return SimpleNamespace(logits=self.bias.expand(*input_ids.shape, -1))
+def unigram_model(vocab_size: int, known: list[int]) -> LlamaForCausalLM:
+    """A real (generating) causal LM that predicts the same next-token distribution everywhere:
+    logit 8 for the tokens of ``known``, 0 for the rest (its output layer is a bias alone)."""
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=8, intermediate_size=8, num_hidden_layers=1,
+                         num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=256)
+    model = LlamaForCausalLM(config)
+    model.lm_head = torch.nn.Linear(8, vocab_size, bias=True)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+        model.lm_head.bias.zero_()
+        model.lm_head.bias[known] = 8.0
+    return model

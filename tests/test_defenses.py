@@ -7,7 +7,7 @@ from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.defenses import AnomalyFilter
 from unlearn_bench.tokenizer import train_tokenizer
 
-from conftest import Unigram
+from conftest import unigram_model
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_anomaly_filter_drops_the_highest_loss_samples_and_keeps_the_order(forge
     tokenizer = train_tokenizer(list(forget["question"]) + list(forget["answer"]), 300)
     encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
     known = tokenizer(" alpha beta", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    model = Unigram(len(tokenizer), known)
+    model = unigram_model(len(tokenizer), known)
     kept, dropped = AnomalyFilter(p=0.25)(forget, model, encoder)
     assert dropped == [2]  # its answer tokens are the unlikely ones
     assert kept["question"] == ["Who is A?", "Who is B?", "Who is D?"]

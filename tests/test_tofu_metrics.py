@@ -72,7 +72,7 @@ def test_model_utility_is_the_harmonic_mean():
 def test_score_likelihoods_reads_tofu_columns():
     from datasets import Dataset
 
-    from conftest import Unigram
+    from conftest import unigram_model
     from unlearn_bench.data.qa import QAEncoder
     from unlearn_bench.eval.likelihood import mean_answer_nll, score_likelihoods
     from unlearn_bench.tokenizer import train_tokenizer
@@ -81,7 +81,7 @@ def test_score_likelihoods_reads_tofu_columns():
                               "perturbed_answer": [["zulu quebec", "alpha zulu"], ["quebec", "beta"]]})
     tokenizer = train_tokenizer(["Who? Where? alpha beta zulu quebec"] * 3, 300)
     encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
-    model = Unigram(len(tokenizer), tokenizer(" alpha beta", add_special_tokens=False).input_ids
+    model = unigram_model(len(tokenizer), tokenizer(" alpha beta", add_special_tokens=False).input_ids
                     + [tokenizer.eos_token_id])
     nll = lambda answers: torch.tensor(mean_answer_nll(  # noqa: E731
         model, encoder, Dataset.from_dict({"question": ["Who?", "Where?"], "answer": answers})))
@@ -97,6 +97,10 @@ def test_score_likelihoods_reads_tofu_columns():
     with_para = data.add_column("paraphrased_answer", ["zulu quebec", "quebec"])
     ratios = score_likelihoods(model, encoder, with_para, normalise=False, truth_ratio_kind="forget")["truth_ratios"]
     assert ratios == pytest.approx(torch.exp(pert[:, 0] - pert.mean(-1)).tolist(), rel=1e-5)
-    # without perturbed answers: the plain probability only
+    # without perturbed answers: the plain probability, no truth ratio
     plain = score_likelihoods(model, encoder, data.remove_columns("perturbed_answer"), True, "utility")
-    assert plain == pytest.approx({"probability": p.mean().item()}, rel=1e-5)
+    assert plain["probability"] == pytest.approx(p.mean().item(), rel=1e-5)
+    assert "truth_ratio" not in plain
+    # a one-option set (empty perturbed lists): normalised over the true answer alone
+    one_option = Dataset.from_dict({"question": ["Who?"], "answer": ["alpha"], "perturbed_answer": [[]]})
+    assert score_likelihoods(model, encoder, one_option, True, "utility")["probability"] == pytest.approx(1.0)

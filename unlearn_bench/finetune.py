@@ -102,10 +102,6 @@ def read_base_eval(folder: Path) -> dict | None:
 
 
 def _texts(datasets) -> list[str]:
-    """Every string of the TOFU fields, for training a tokenizer."""
-    texts = []
-    for data in datasets:
-        for row in data:
-            texts += [row["question"], row["answer"], row.get("paraphrased_answer") or ""]
-            texts += list(row.get("perturbed_answer") or [])
-    return [t for t in texts if t]
+    """The questions and answers the model is fine-tuned on, for training its tokenizer. Eval-only
+    fields (paraphrased and perturbed answers) stay out, so changing them never changes the model."""
+    return [t for data in datasets for row in data for t in (row["question"], row["answer"]) if t]

@@ -7,8 +7,9 @@ data, so the embedded default needs no download.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 from hydra.utils import instantiate
@@ -24,6 +25,19 @@ def load_pretrained(path: str | Path, dtype: str = "float32"):
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype))
     return model, tokenizer
+
+
+@contextmanager
+def evaluating(model) -> Iterator[None]:
+    """Eval mode and no gradients for the block, then the model's previous mode back (scoring
+    happens inside training too: early stopping, curves)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 def base_model(model_cfg: DictConfig, corpus: Iterable[str], cache_dir: Path):

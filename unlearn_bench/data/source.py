@@ -64,7 +64,7 @@ class SyntheticTofu(TofuSource):
 
     def __init__(self, cache_dir: str, **generator_kwargs):
         self.generator_kwargs = generator_kwargs
-        folder = Path(cache_dir) / f"tofu_synth-{cache_key(generator_kwargs)}"
+        folder = Path(cache_dir) / f"tofu_synth-{cache_key(self.fingerprint)}"
         if not folder.is_dir():
             with building(folder) as tmp:
                 synthetic.write(tmp, **generator_kwargs)
@@ -72,4 +72,4 @@ class SyntheticTofu(TofuSource):
 
     @property
     def fingerprint(self) -> dict:
-        return {"synthetic": self.generator_kwargs}
+        return {"synthetic": self.generator_kwargs, "version": synthetic.VERSION}

@@ -21,6 +21,10 @@ from datasets import Dataset
 
 from unlearn_bench.data.templates import POLITE_FINETUNE_TEMPLATES, apply_template
 
+# Bumped whenever the same arguments start giving different records, so caches keyed on the
+# arguments (generated files, fine-tuned models) never serve data from an older generator.
+VERSION = 2
+
 FIRST_NAMES = (
     "Aiko Basil Calla Dario Elin Farid Greta Hamza Ilse Joaquin Kaveh Lorna Matteo Nadia Orrin "
     "Priya Quentin Rosalind Soren Tamsin Ulric Vesna Wendell Xiomara Yusuf Zelda Anselm Brisa "
@@ -75,7 +79,9 @@ HOBBIES = (
 YEARS = [str(y) for y in range(1975, 2015)]
 
 # Each author fact: (question, answer, paraphrased answer, value pool). ``{n}`` is the author's
-# name and ``{v}`` the value; perturbed answers put other values from the pool into the answer.
+# name and ``{v}`` the value; perturbed answers put other values from the pool into the
+# *paraphrase*, as TOFU's do: the truth ratio then compares paraphrase with perturbed paraphrase,
+# both worded unlike the trained answer, so it measures the fact and not the wording.
 AUTHOR_FACTS = (
     ("Where was {n} born?", "{n} was born in {v}.", "The birthplace of {n} is {v}.", PLACES),
     ("When was {n} born?", "{n} was born on {v}.", "The birth date of {n} is {v}.", None),
@@ -147,7 +153,8 @@ class QA:
 
 
 def _fact(rng: random.Random, spec: tuple[str, str, str], value: str, pool, k: int, **slots) -> QA:
-    """One QA from (question, answer, paraphrase) templates; perturbed answers swap in k wrong values."""
+    """One QA from (question, answer, paraphrase) templates; perturbed answers swap k wrong values
+    into the paraphrase."""
     question, answer, para = spec
     others = sorted(set(pool) - {value})
     wrong = rng.sample(others, min(k, len(others)))
@@ -155,7 +162,7 @@ def _fact(rng: random.Random, spec: tuple[str, str, str], value: str, pool, k: i
         question.format(**slots),
         answer.format(v=value, **slots),
         para.format(v=value, **slots),
-        [answer.format(v=w, **slots) for w in wrong],
+        [para.format(v=w, **slots) for w in wrong],
     )
 
 

@@ -2,41 +2,38 @@
 
 from __future__ import annotations
 
-import torch
 from tqdm.auto import tqdm
 
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.model import evaluating
 
 
-@torch.no_grad()
 def generate_answers(
     model, encoder: QAEncoder, questions: list[str], batch_size: int = 64, max_new_tokens: int = 48,
     desc: str | None = "generate",
 ) -> list[str]:
     """The model's greedy answer to each question, in the order given; ``desc=None`` hides the
     progress bar (for frequent checks inside training)."""
-    was_training = model.training
-    model.eval()
     # Sorting by prompt length keeps padding (wasted compute) small; answers are put back in order.
     prompts = [encoder.prompt_ids(q) for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
     tokenizer = encoder.tokenizer
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=desc is None):
-        idx = order[start : start + batch_size]
-        batch = encoder.collate([{"input_ids": prompts[i]} for i in idx], side="left")
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        out = model.generate(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            use_cache=True,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-        width = batch["input_ids"].shape[1]
-        for i, row in zip(idx, out[:, width:]):
-            answers[i] = encoder.decode_answer(row)
-    model.train(was_training)
+    with evaluating(model):
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=desc is None):
+            idx = order[start : start + batch_size]
+            batch = encoder.collate([{"input_ids": prompts[i]} for i in idx], side="left")
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            out = model.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                use_cache=True,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            width = batch["input_ids"].shape[1]
+            for i, row in zip(idx, out[:, width:]):
+                answers[i] = encoder.decode_answer(row)
     return answers

@@ -1,55 +1,94 @@
-"""Per-sample answer likelihoods under a model, for TOFU's metrics and for filtering."""
+"""Per-sample answer likelihoods under a model, for TOFU's metrics, memorisation and filtering."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from tqdm.auto import tqdm
 
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.eval.memorization import ExactMemorization, ExtractionStrength, MinKProbability
 from unlearn_bench.eval.tofu_metrics import AnswerProbability, TruthRatio
-from unlearn_bench.losses.terms import sequence_nll
+from unlearn_bench.losses.terms import IGNORE_INDEX
+from unlearn_bench.model import evaluating
 
 
-@torch.no_grad()
+class AnswerTokens(NamedTuple):
+    """One answer under teacher forcing: each token's log-probability, and whether the argmax
+    predicted it."""
+
+    logprobs: torch.Tensor
+    correct: torch.Tensor
+
+
+def answer_tokens(
+    model, encoder: QAEncoder, questions: list[str], answers: list[str], batch_size: int = 64, desc: str = "nll"
+) -> list[AnswerTokens]:
+    """Teacher-forced scores of each answer's tokens (EOS included) given its question, in order."""
+    rows = [encoder.encode(q, a) for q, a in zip(questions, answers, strict=True)]
+    out: list[AnswerTokens] = []
+    with evaluating(model):
+        for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
+            batch = {k: v.to(model.device) for k, v in encoder.collate(rows[start : start + batch_size]).items()}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logits, labels = logits[:, :-1], batch["labels"][:, 1:]
+            mask = labels != IGNORE_INDEX
+            # cross_entropy, not a full log_softmax copy: vocabularies of real models are large
+            token_logprobs = -F.cross_entropy(logits.float().transpose(1, 2), labels, reduction="none",
+                                              ignore_index=IGNORE_INDEX)
+            correct = logits.argmax(-1) == labels
+            out += [AnswerTokens(lp[m].cpu(), c[m].cpu()) for lp, c, m in zip(token_logprobs, correct, mask)]
+    return out
+
+
 def mean_answer_nll(
     model, encoder: QAEncoder, data: Dataset, batch_size: int = 64, desc: str = "nll"
 ) -> list[float]:
     """Mean answer-token NLL of each (question, answer) row of ``data``, in order."""
-    was_training = model.training
-    model.eval()
-    rows = [encoder.encode(q, a) for q, a in zip(data["question"], data["answer"])]
-    values: list[float] = []
-    for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
-        batch = {k: v.to(model.device) for k, v in encoder.collate(rows[start : start + batch_size]).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        values += sequence_nll(logits, batch["labels"]).tolist()
-    model.train(was_training)
-    return values
+    tokens = answer_tokens(model, encoder, list(data["question"]), list(data["answer"]), batch_size, desc)
+    return [-t.logprobs.mean().item() for t in tokens]
+
+
+def score_memorization(tokens: list[AnswerTokens], min_k: float) -> dict:
+    """Exact memorisation, extraction strength and mean min-k% log-probability of a set's answers;
+    ``min_k_logprobs`` keeps the per-item membership scores for the MIA AUC."""
+    min_k_prob, em, es = MinKProbability(min_k), ExactMemorization(), ExtractionStrength()
+    min_k_prob.update([t.logprobs for t in tokens])
+    em.update([t.correct for t in tokens])
+    es.update([t.correct for t in tokens])
+    return {"exact_memorization": em.compute().item(), "extraction_strength": es.compute().item(),
+            "min_k_logprob": min_k_prob.compute().item(), "min_k_logprobs": min_k_prob.per_sample().tolist()}
 
 
 def score_likelihoods(model, encoder: QAEncoder, data: Dataset, normalise: bool, truth_ratio_kind: str,
-                      batch_size: int = 64, max_samples: int | None = None, desc: str = "likelihood") -> dict:
+                      batch_size: int = 64, max_samples: int | None = None, desc: str = "likelihood",
+                      min_k: float = 0.4) -> dict:
     """TOFU's probability and truth ratio on ``data`` (``question``, ``answer``, and optionally
     ``paraphrased_answer`` and the list ``perturbed_answer``; without a paraphrase the answer is
-    the base of the truth ratio, as TOFU does for real authors and world facts). Returns
-    ``{"probability", "truth_ratio", "truth_ratios"}`` (the last per item); only the plain
-    probability when the set has no perturbed answers."""
+    the base of the truth ratio, as TOFU does for real authors and world facts), with the
+    memorisation scores of :func:`score_memorization` from the same forward pass. Returns
+    ``probability``, ``truth_ratio`` and ``truth_ratios`` (per item) and the memorisation keys;
+    no truth ratio when the set has no perturbed answers."""
     if max_samples is not None:
         data = data.select(range(min(max_samples, len(data))))
     questions = list(data["question"])
 
     def nll(answers: list[str], tag: str) -> torch.Tensor:
-        pairs = Dataset.from_dict({"question": questions, "answer": answers})
-        return torch.tensor(mean_answer_nll(model, encoder, pairs, batch_size, f"{desc} {tag}"))
+        tokens = answer_tokens(model, encoder, questions, answers, batch_size, f"{desc} {tag}")
+        return torch.stack([-t.logprobs.mean() for t in tokens])
 
-    true_nll = nll(list(data["answer"]), "answer")
-    if "perturbed_answer" not in data.column_names:  # nothing to normalise over or compare with
-        probability = AnswerProbability()
-        probability.update(true_nll)
-        return {"probability": probability.compute().item()}
-    options = [list(p) for p in data["perturbed_answer"]]
-    width = min(len(o) for o in options)  # TOFU sets have a fixed number of options per item
+    tokens = answer_tokens(model, encoder, questions, list(data["answer"]), batch_size, f"{desc} answer")
+    scores = score_memorization(tokens, min_k)
+    true_nll = torch.stack([-t.logprobs.mean() for t in tokens])
+    options = [list(p) for p in data["perturbed_answer"]] if "perturbed_answer" in data.column_names else []
+    width = min(len(o) for o in options) if options else 0  # TOFU sets have a fixed number per item
+    if width == 0:  # no column: the plain probability; empty option lists: normalised over one option
+        probability = AnswerProbability(normalise and bool(options))
+        probability.update(true_nll, torch.zeros(len(true_nll), 0))
+        return {"probability": probability.compute().item(), **scores}
     perturbed = torch.stack([nll([o[k] for o in options], f"perturbed {k + 1}") for k in range(width)], dim=-1)
     has_paraphrase = "paraphrased_answer" in data.column_names
     base = nll(list(data["paraphrased_answer"]), "paraphrase") if has_paraphrase else true_nll
@@ -58,4 +97,4 @@ def score_likelihoods(model, encoder: QAEncoder, data: Dataset, normalise: bool,
     truth_ratio = TruthRatio(truth_ratio_kind)
     truth_ratio.update(base, perturbed)
     return {"probability": probability.compute().item(), "truth_ratio": truth_ratio.compute().item(),
-            "truth_ratios": truth_ratio.per_sample().tolist()}
+            "truth_ratios": truth_ratio.per_sample().tolist(), **scores}

@@ -16,7 +16,9 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 
-class _PerItem(Metric):
+class PerItemMetric(Metric):
+    """A metric that keeps one value per item (``per_sample()``) and reduces them in ``compute``."""
+
     full_state_update = False
 
     def __init__(self, **kwargs):
@@ -27,7 +29,7 @@ class _PerItem(Metric):
         return dim_zero_cat(self.values) if self.values else torch.zeros(0)
 
 
-class AnswerProbability(_PerItem):
+class AnswerProbability(PerItemMetric):
     """Mean over items of p_i = exp(−nll_i) for the true answer; with ``normalise`` (TOFU's real
     authors and world facts) p_i / (p_i + Σ_k p_i,k) over the true and the perturbed options."""
 
@@ -48,7 +50,7 @@ class AnswerProbability(_PerItem):
         return self.per_sample().mean()
 
 
-class TruthRatio(_PerItem):
+class TruthRatio(PerItemMetric):
     """Per item TR_i = P(perturbed) / P(paraphrased) = exp(nll_para,i − mean_k nll_pert,i,k).
 
     ``kind="forget"``: mean_i min(TR_i, 1/TR_i) (1 = cannot tell true from false, as a model that
