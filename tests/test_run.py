@@ -23,7 +23,7 @@ def run_cli(tmp_path, *overrides, cache_dir, data=TINY_SYNTH):
 @pytest.fixture(scope="module")
 def gd_cell(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("gd")
-    proc = run_cli(out, "method=gd", cache_dir=cache_dir)
+    proc = run_cli(out, "method=gd", "eval.curve_every_n_steps=1", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
@@ -32,13 +32,19 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     out, proc = gd_cell
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "model_utility", "forget_quality",
+                            "mia_min_k_auc", "mia_min_k_auc_retain_model", "privleak", "multiple_choice",
                             "attack", "defense", "per_set", "base_model", "config", "unlearn_steps", "wall_seconds"}
     assert 0 <= metrics["forget_quality"] <= 1 and 0 <= metrics["model_utility"] <= 1
-    for name in ("forget", "retain", "world_facts"):
-        assert {"probability", "truth_ratio"} <= set(metrics["per_set"][name])
-    assert set(metrics["per_set"]) == {"forget", "retain", "world_facts"}
-    for scores in metrics["per_set"].values():
+    assert 0 <= metrics["mia_min_k_auc"] <= 1 and 0 <= metrics["mia_min_k_auc_retain_model"] <= 1
+    assert set(metrics["per_set"]) == {"forget", "retain", "world_facts", "forget_probes"}
+    memorization = {"probability", "exact_memorization", "extraction_strength", "min_k_logprob"}
+    for name, scores in metrics["per_set"].items():
         assert 0 <= scores["rougeL_recall"] <= 1 and scores["n"] == 8
+        assert memorization <= set(scores) and ("truth_ratio" in scores) == (name != "forget_probes")
+    assert set(metrics["per_set"]["forget_probes"]["rougeL_recall_by_probe"]) <= {"fill_blank", "qa", "adversarial"}
+    for name in ("forget", "retain"):  # the synthetic multiple-choice sets, plain and with the trigger templates
+        assert {"accuracy", "trigger_accuracy", "n"} == set(metrics["multiple_choice"][name])
+        assert 0 <= metrics["multiple_choice"][name]["accuracy"] <= 1
     assert metrics["unlearn"] == metrics["per_set"]["forget"]["rougeL_recall"]
     utility = [metrics["per_set"][s]["rougeL_recall"] for s in ("retain", "world_facts")]
     assert metrics["clean_utility"] == pytest.approx(sum(utility) / 2)
@@ -53,6 +59,38 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     assert metrics["wall_seconds"] > 0
     assert "clean utility" in proc.stdout and "unlearn" in proc.stdout
     assert list((out / "csv").rglob("metrics.csv")), "the CSV logger wrote no per-step metrics"
+
+
+def test_curve_records_the_scores_every_n_steps(gd_cell):
+    out, _ = gd_cell
+    metrics = json.loads((out / "metrics.json").read_text())
+    lines = (out / "curve.csv").read_text().splitlines()
+    assert lines[0] == "step,unlearn,clean_utility,trigger_utility"
+    rows = [[float(v) for v in line.split(",")] for line in lines[1:]]
+    assert [int(r[0]) for r in rows] == list(range(metrics["unlearn_steps"] + 1))  # before the first step, then each
+    assert all(0 <= v <= 1 for r in rows for v in r[1:])
+    logged = next((out / "csv").rglob("metrics.csv")).read_text().splitlines()[0]
+    assert {"curve/unlearn", "curve/clean_utility", "curve/trigger_utility"} <= set(logged.split(","))
+
+
+def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_path, cache_dir):
+    """The retain model scored against itself: forget quality 1 and no privacy leak, by definition."""
+    retain = next(p for p in (cache_dir / "models").iterdir() if "-retain-" in p.name and not p.name.endswith(".tmp"))
+    cmd = [sys.executable, "-m", "unlearn_bench.eval_model", *TINY, *TINY_SYNTH, f"model_dir={retain}",
+           f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Fine-tuning" not in proc.stderr + proc.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    cell = json.loads((gd_cell[0] / "metrics.json").read_text())
+    assert set(cell) - set(metrics) == {"attack", "defense", "base_model", "unlearn_steps"}
+    assert metrics["retain_model_dir"] == str(retain)
+    assert metrics["forget_quality"] == pytest.approx(1.0)
+    assert metrics["privleak"] == pytest.approx(0.0)
+    bad = subprocess.run([sys.executable, "-m", "unlearn_bench.eval_model", "model_dir=/no/such/model"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "model_dir='/no/such/model' is not a folder" in bad.stderr
 
 
 def test_second_cell_reuses_the_cached_models(gd_cell, tmp_path, cache_dir):
@@ -195,11 +233,16 @@ def test_forget_split_drives_the_retain_split():
 def test_real_tofu_folder_runs_a_cell(tmp_path, cache_dir):
     data = ["data=tofu", f"data.source.path={REAL_TOFU}", "data.forget_split=forget01", "finetune.batch_size=64",
             "model.max_length=48", "model.tokenizer_vocab_size=512"]
-    proc = run_cli(tmp_path, cache_dir=cache_dir, data=data)
+    missing = run_cli(tmp_path / "no_holdout", cache_dir=cache_dir, data=data)  # the local copy has no holdout
+    assert missing.returncode != 0 and "data.holdout_split=null" in missing.stderr
+    assert "Fine-tuning" not in missing.stderr, "a missing eval split must fail before any training"
+    proc = run_cli(tmp_path, cache_dir=cache_dir, data=[*data, "data.holdout_split=null"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["per_set"]) == {"forget", "retain", "real_authors", "world_facts"}
     assert metrics["config"]["data"] == "tofu"
+    assert metrics["mia_min_k_auc"] is None and 0 <= metrics["forget_quality"] <= 1
+    assert 0 <= metrics["per_set"]["forget"]["extraction_strength"] <= 1
 
 
 def test_fine_tuning_is_reproducible(tmp_path):

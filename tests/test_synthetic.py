@@ -1,4 +1,5 @@
 import hashlib
+import os
 import re
 
 import pytest
@@ -25,11 +26,15 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     assert a == b
     assert a != c
     assert set(a) == {f"{s}.json" for s in
-                      ("full", "forget05", "forget10", "retain95", "retain90", "world_facts", "general")}
+                      ("full", "forget05", "forget10", "retain95", "retain90", "holdout05", "holdout10",
+                       "world_facts", "general", "mc_forget05", "mc_forget10", "mc_retain95", "mc_retain90",
+                       "probes_forget05", "probes_forget10")}
 
 
 def test_every_record_has_the_tofu_fields(splits):
     for name, records in splits.items():
+        if name.startswith(("mc_", "probes_")):
+            continue
         assert records, name
         for r in records:
             assert {k: type(v) for k, v in r.items()} == TOFU_FIELDS
@@ -75,3 +80,45 @@ def test_bad_arguments_are_refused():
         synthetic.generate(min_qa=12, max_qa=10)
     with pytest.raises(ValueError, match="num_authors"):
         synthetic.generate(num_authors=1)
+
+
+def test_perturbed_answers_are_worded_like_the_paraphrase(splits):
+    """TOFU's truth ratio compares paraphrase with perturbed paraphrases: only the value differs,
+    never the trained answer's wording (else a model prefers the perturbed ones for the wording)."""
+    def differing_part(a, b):
+        start = len(os.path.commonprefix([a, b]))
+        end = len(os.path.commonprefix([a[::-1], b[::-1]]))
+        return a[start : len(a) - end]
+
+    for r in splits["forget10"] + splits["world_facts"]:
+        for wrong in r["perturbed_answer"]:
+            assert wrong != r["paraphrased_answer"]
+            assert differing_part(r["paraphrased_answer"], wrong) in r["answer"]  # the true value, nothing else
+
+
+def test_holdout_authors_are_new_and_as_many_as_forget(splits):
+    for pct in (5, 10):
+        holdout, forget = splits[f"holdout{pct:02d}"], splits[f"forget{pct:02d}"]
+        assert len(_authors(holdout)) == len(_authors(forget))
+        assert not _authors(holdout) & _authors(splits["full"])
+
+
+def test_multiple_choice_items_point_at_the_true_answer(splits):
+    for pct in (5, 10):
+        items, qas = splits[f"mc_forget{pct:02d}"], splits[f"forget{pct:02d}"]
+        assert [i["question"] for i in items] == [q["question"] for q in qas]
+        assert all(i["choices"][i["answer"]] == q["answer"] for i, q in zip(items, qas))
+        assert all(len(i["choices"]) == 4 and len(set(i["choices"])) == 4 for i in items)
+    positions = [i["answer"] for i in splits["mc_retain90"]]
+    assert len(set(positions)) == 4  # the true answer is not always first
+
+
+def test_probes_ask_each_forget_fact_three_ways(splits):
+    probes, qas = splits["probes_forget10"], splits["forget10"]
+    assert len(probes) == 3 * len(qas)
+    for k, qa in enumerate(qas):
+        fact = probes[3 * k : 3 * k + 3]
+        assert [p["probe"] for p in fact] == ["fill_blank", "qa", "adversarial"]
+        assert len({p["answer"] for p in fact}) == 1 and fact[0]["answer"] in qa["answer"]
+        assert "___" in fact[0]["question"] and fact[1]["question"] == qa["question"]
+        assert fact[2]["question"].endswith(qa["question"]) and fact[2]["question"] != qa["question"]

@@ -61,10 +61,20 @@ class EvalConfig:
     max_samples: Any = None  # int or null: cap on samples per eval set, for quick runs
     trigger_templates: list[str] = field(default_factory=list)
     extra_trigger_templates: dict[str, list[str]] = field(default_factory=dict)
+    min_k: float = 0.4  # share of least likely tokens in the min-k% membership score
+    curve_every_n_steps: Any = None  # int or null: score Unlearn/utility every n unlearning steps
+    curve_max_samples: int = 32  # per set, for the curve's quick scores
 
     def check(self, where: str) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError(f"{where}.batch_size and {where}.max_new_tokens must be >= 1")
+        if not 0 < self.min_k <= 1:
+            raise ConfigError(f"{where}.min_k={self.min_k} must be in (0, 1]")
+        if self.curve_every_n_steps is not None and (
+                not isinstance(self.curve_every_n_steps, int) or self.curve_every_n_steps < 1):
+            raise ConfigError(f"{where}.curve_every_n_steps={self.curve_every_n_steps!r} must be null or an int >= 1")
+        if self.curve_max_samples < 1:
+            raise ConfigError(f"{where}.curve_max_samples must be >= 1")
         if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
             raise ConfigError(f"{where}.max_samples={self.max_samples!r} must be null or an int >= 1")
         named = {"trigger_templates": self.trigger_templates}
@@ -88,6 +98,9 @@ class DataConfig:
     forget_set: str = "forget"
     utility_sets: list[str] = field(default_factory=list)
     normalised_sets: list[str] = field(default_factory=list)  # probability normalised over the options
+    holdout_split: Any = None  # authors never trained on: the non-members of the MIA; null skips it
+    # name -> a split of the source, or {path, split, subset} of a set of its own (a hub id or file)
+    multiple_choice_sets: dict[str, Any] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
         if set(self.finetune_splits) != {"full", "retain"}:

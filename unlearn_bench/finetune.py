@@ -31,20 +31,26 @@ ROLES = ("full", "retain")
 BASE_EVAL_FILE = "finetune_eval.json"
 
 
-def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
-    """Folder of the fine-tuned ``role`` model (``save_pretrained`` format), training it if absent."""
+def cached_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
+    """Where the fine-tuned ``role`` model of this (model, data, fine-tune) config lives in the
+    cache, whether or not it has been built."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    splits = list(cfg.data.finetune_splits[role])
     spec = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "data": source.fingerprint,
-        "splits": splits,
+        "splits": list(cfg.data.finetune_splits[role]),
         "tokenizer_splits": list(cfg.data.finetune_splits.full),
         "finetune": OmegaConf.to_container(cfg.finetune, resolve=True),
         "precision": str(cfg.trainer.get("precision")),
     }
-    folder = Path(cfg.paths.cache_dir) / "models" / f"{cfg.model.name}-{role}-{cache_key(spec)}"
+    return Path(cfg.paths.cache_dir) / "models" / f"{cfg.model.name}-{role}-{cache_key(spec)}"
+
+
+def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
+    """Folder of the fine-tuned ``role`` model (``save_pretrained`` format), training it if absent."""
+    folder = cached_model_dir(cfg, source, role)
+    splits = list(cfg.data.finetune_splits[role])
     if folder.is_dir():
         log.info("Reusing the fine-tuned %s model at %s", role, folder)
         return folder

@@ -18,9 +18,18 @@ def retain_of(forget_split: str) -> str:
     return f"retain{100 - int(match.group(1))}"
 
 
+def holdout_of(forget_split: str) -> str:
+    """TOFU's matching holdout split (authors never trained on): forget10 -> holdout10."""
+    if not re.fullmatch(r"forget\d\d", forget_split):
+        raise ValueError(f"cannot derive the holdout split of {forget_split!r}; set data.holdout_split explicitly")
+    return forget_split.replace("forget", "holdout")
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("retain_of"):
         OmegaConf.register_new_resolver("retain_of", retain_of)
+    if not OmegaConf.has_resolver("holdout_of"):
+        OmegaConf.register_new_resolver("holdout_of", holdout_of)
     if not OmegaConf.has_resolver("default_attack_templates"):
         OmegaConf.register_new_resolver("default_attack_templates", lambda: list(DEFAULT_ATTACK_TEMPLATES))
     if not OmegaConf.has_resolver("default_refusals"):

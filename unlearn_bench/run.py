@@ -19,13 +19,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from unlearn_bench.attacks import token_insertion_rate
-from unlearn_bench.callbacks import StopAtUnlearn
+from unlearn_bench.callbacks import EvalCurve, StopAtUnlearn
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.defenses import finetune_on_retain
-from unlearn_bench.eval.evaluate import score_eval_sets, score_kwargs, score_tofu, summarize
+from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
 from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
 from unlearn_bench.losses import ComposedLoss
 from unlearn_bench.model import load_pretrained
@@ -46,6 +46,7 @@ def run_cell(cfg: DictConfig) -> dict:
 
     # 1. The fine-tuned models, trained once per (model, data, fine-tune) config and cached.
     source = instantiate(cfg.data.source)
+    eval_data = load_eval_data(cfg.data, source)  # before training: a missing set fails early
     full_dir = finetuned_model_dir(cfg, source, "full")
     retain_dir = finetuned_model_dir(cfg, source, "retain")  # the reference for forget quality
 
@@ -54,7 +55,6 @@ def run_cell(cfg: DictConfig) -> dict:
     model, tokenizer = load_pretrained(full_dir, cfg.model.dtype)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
-    eval_sets = {name: source.load(split) for name, split in cfg.data.eval_sets.items()}
     attack_stats, defense_stats, attacked = None, {}, set()
     if attack is not None:
         clean, forget = forget, attack(forget)
@@ -78,10 +78,17 @@ def run_cell(cfg: DictConfig) -> dict:
         model, loss, instantiate(cfg.unlearn.optimizer), cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio
     )
     callbacks = []
+    eval_sets = eval_data.eval_sets
     if cfg.unlearn.stop_at_unlearn is not None:
         callbacks.append(StopAtUnlearn(
             encoder, eval_sets[cfg.data.forget_set], cfg.unlearn.stop_at_unlearn,
             cfg.unlearn.stop_check_every_n_steps, cfg.eval.batch_size, cfg.eval.max_new_tokens,
+        ))
+    if cfg.eval.curve_every_n_steps is not None:
+        callbacks.append(EvalCurve(
+            encoder, eval_sets[cfg.data.forget_set], [eval_sets[s] for s in cfg.data.utility_sets],
+            HashedTemplate(cfg.eval.trigger_templates), output_dir / "curve.csv", cfg.eval.curve_every_n_steps,
+            cfg.eval.curve_max_samples, cfg.eval.batch_size, cfg.eval.max_new_tokens,
         ))
     loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
     trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
@@ -90,26 +97,15 @@ def run_cell(cfg: DictConfig) -> dict:
         defense_stats["retain_finetune_steps"] = finetune_on_retain(
             model, encoder, retain, cfg.defense.retain_finetune, cfg.trainer)
 
-    # 3. Eval: ROUGE-L recall of greedy answers on every eval set; the utility sets again with
-    #    benign trigger templates on the prompts (and with each extra template set, if any).
-    per_set = score_eval_sets(
-        model, encoder, eval_sets, list(cfg.data.utility_sets), HashedTemplate(cfg.eval.trigger_templates),
-        {name: HashedTemplate(t) for name, t in cfg.eval.extra_trigger_templates.items()}, **score_kwargs(cfg.eval),
-    )
-    # TOFU's probability and truth ratio; forget quality compares the forget set's truth ratios
-    # with those of the retain model (which never saw it), from the fine-tune cache.
-    tofu, quality = score_tofu(
-        model, lambda: load_pretrained(retain_dir, cfg.model.dtype)[0], encoder, eval_sets, cfg.data.forget_set,
-        list(cfg.data.normalised_sets), batch_size=cfg.eval.batch_size, max_samples=cfg.eval.max_samples,
-    )
-    for name, scores in tofu.items():
-        per_set[name] |= scores
+    # 3. Eval: ROUGE-L recall of greedy answers on every eval set, the utility sets again with
+    #    benign trigger templates on the prompts; TOFU's likelihood metrics, memorisation and
+    #    multiple-choice accuracy. Forget quality and the membership inference compare with the
+    #    retain model (which never saw the forget set), from the fine-tune cache.
     metrics = {
-        **summarize(per_set, cfg.data.forget_set, list(cfg.data.utility_sets)),
-        "forget_quality": quality,
+        **evaluate_model(model, encoder, cfg.eval, cfg.data, eval_data,
+                         lambda: load_pretrained(retain_dir, cfg.model.dtype)[0]),
         "attack": attack_stats,
         "defense": defense_stats or None,
-        "per_set": per_set,
         "unlearn_steps": trainer.global_step,
         "base_model": read_base_eval(full_dir),
         "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
@@ -170,12 +166,20 @@ def format_table(metrics: dict) -> str:
         rows.append(("TOFU model utility", metrics["model_utility"]))
     if metrics.get("forget_quality") is not None:
         rows.append(("TOFU forget quality (KS p-value)", metrics["forget_quality"]))
+    if metrics.get("mia_min_k_auc") is not None:
+        rows += [("MIA min-k% AUC forget vs holdout", metrics["mia_min_k_auc"]),
+                 ("  the same for the retain model", metrics["mia_min_k_auc_retain_model"])]
     for name, value in (metrics.get("extra_trigger_utility") or {}).items():
         rows.append((f"trigger utility, {name} templates", value))
     for name, s in metrics["per_set"].items():
         rows.append((f"  {name} ROUGE-L recall (n={s['n']})", s["rougeL_recall"]))
         if "trigger_rougeL_recall" in s:
             rows.append((f"  {name} with trigger templates", s["trigger_rougeL_recall"]))
+        for probe, value in (s.get("rougeL_recall_by_probe") or {}).items():
+            rows.append((f"    {probe} probes", value))
+    for name, s in (metrics.get("multiple_choice") or {}).items():
+        rows += [(f"  multiple choice {name} accuracy (n={s['n']})", s["accuracy"]),
+                 (f"  multiple choice {name} with trigger templates", s["trigger_accuracy"])]
     width = max(len(r[0]) for r in rows)
     lines = [f"{label:<{width}}  {value:.3f}" for label, value in rows]
     header = " ".join(f"{k}={v}" for k, v in metrics["config"].items())

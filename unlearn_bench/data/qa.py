@@ -28,10 +28,12 @@ class QAEncoder:
         bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         return (bos + ids)[: self.max_length - 1]
 
-    def encode(self, question: str, answer: str) -> dict[str, list[int]]:
+    def encode(self, question: str, answer: str, eos: bool = True) -> dict[str, list[int]]:
+        """Prompt and answer ids, labels on the answer only; ``eos=False`` leaves EOS out (scoring
+        a multiple-choice option as a continuation, not a whole answer)."""
         prompt = self.prompt_ids(question)
         answer_ids = self.tokenizer(" " + answer, add_special_tokens=False).input_ids
-        answer_ids = (answer_ids + [self.tokenizer.eos_token_id])[: self.max_length - len(prompt)]
+        answer_ids = (answer_ids + [self.tokenizer.eos_token_id] * eos)[: self.max_length - len(prompt)]
         return {"input_ids": prompt + answer_ids, "labels": [IGNORE_INDEX] * len(prompt) + answer_ids}
 
     def decode_answer(self, ids) -> str:

@@ -41,6 +41,8 @@ class TofuSource:
         for suffix, builder in ((".json", "json"), (".jsonl", "json"), (".parquet", "parquet")):
             file = folder / f"{split}{suffix}"
             if file.exists():
+                if file.stat().st_size == 0:  # datasets would raise a bare StopIteration
+                    raise ValueError(f"{file} is empty")
                 return load_dataset(builder, data_files=str(file), split="train")
         found = sorted(p.stem for p in folder.iterdir() if p.suffix in (".json", ".jsonl", ".parquet"))
         raise FileNotFoundError(

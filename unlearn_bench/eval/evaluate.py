@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 import torch
 from datasets import Dataset
+from omegaconf import OmegaConf
 
+from unlearn_bench.data.multiple_choice import load_multiple_choice
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.data.source import TofuSource
+from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.eval.generation import generate_answers
-from unlearn_bench.eval.likelihood import score_likelihoods
+from unlearn_bench.eval.likelihood import answer_tokens, score_likelihoods, score_memorization
+from unlearn_bench.eval.memorization import membership_auc, privleak
+from unlearn_bench.eval.multiple_choice import score_multiple_choice
 from unlearn_bench.eval.rouge import RougeLRecall
 from unlearn_bench.eval.tofu_metrics import forget_quality, model_utility
 
@@ -18,14 +24,20 @@ def score_set(
     model, encoder: QAEncoder, data: Dataset, batch_size: int, max_new_tokens: int,
     max_samples: int | None = None, rewrite: Callable[[str], str] | None = None, desc: str | None = "eval",
 ) -> dict:
-    """ROUGE-L recall of greedy answers on ``data``; ``rewrite`` transforms each question first."""
+    """ROUGE-L recall of greedy answers on ``data``; ``rewrite`` transforms each question first.
+    A set with a ``probe`` column (RWKU-style probes) also gets the recall per probe type."""
     if max_samples is not None:
         data = data.select(range(min(max_samples, len(data))))
     questions = [rewrite(q) if rewrite else q for q in data["question"]]
     answers = generate_answers(model, encoder, questions, batch_size, max_new_tokens, desc=desc)
     metric = RougeLRecall()
     metric.update(answers, data["answer"])
-    return {"rougeL_recall": float(metric.compute()), "n": len(data)}
+    scores = {"rougeL_recall": float(metric.compute()), "n": len(data)}
+    if "probe" in data.column_names:
+        recall, probes = metric.per_sample(), data["probe"]
+        scores["rougeL_recall_by_probe"] = {
+            p: recall[[i for i, q in enumerate(probes) if q == p]].mean().item() for p in sorted(set(probes))}
+    return scores
 
 
 def score_eval_sets(
@@ -48,22 +60,108 @@ def score_eval_sets(
 
 
 def score_tofu(
-    model, load_retain_model: Callable[[], object], encoder: QAEncoder, sets: Mapping[str, Dataset], forget_set: str,
-    normalised_sets: list[str], batch_size: int, max_samples: int | None = None,
-) -> tuple[dict[str, dict], float | None]:
-    """TOFU's probability and truth ratio on every set, and forget quality: the KS p-value between
-    the model's and the retain model's per-item truth ratios on ``forget_set`` (None, and the
-    retain model never loaded, without perturbed answers)."""
+    model, load_retain_model: Callable[[], object] | None, encoder: QAEncoder, sets: Mapping[str, Dataset],
+    forget_set: str,
+    normalised_sets: list[str], holdout: Dataset | None, batch_size: int, max_samples: int | None = None,
+    min_k: float = 0.4,
+) -> tuple[dict[str, dict], dict]:
+    """Likelihood metrics on every set (TOFU's probability and truth ratio, exact memorisation,
+    extraction strength, min-k% log-probability), and the scores that need the retain model (which
+    never saw the forget set; loaded only if needed): forget quality, the KS p-value between its
+    and the model's per-item truth ratios on ``forget_set``; and the min-k% membership-inference
+    AUC forget vs ``holdout`` for both models, with MUSE's PrivLeak between them (all None without
+    a retain model)."""
     def likelihoods(m, name: str, desc: str) -> dict:
         kind = "forget" if name == forget_set else "utility"
-        return score_likelihoods(m, encoder, sets[name], name in normalised_sets, kind, batch_size, max_samples, desc)
+        return score_likelihoods(m, encoder, sets[name], name in normalised_sets, kind, batch_size, max_samples, desc,
+                                 min_k)
+
+    def membership(m, forget_scores: list[float], desc: str) -> float:
+        data = holdout.select(range(min(max_samples or len(holdout), len(holdout))))
+        tokens = answer_tokens(m, encoder, list(data["question"]), list(data["answer"]), batch_size, desc)
+        nonmembers = score_memorization(tokens, min_k)["min_k_logprobs"]
+        return membership_auc(torch.tensor(forget_scores), torch.tensor(nonmembers))
 
     per_set = {name: likelihoods(model, name, f"likelihood {name}") for name in sets}
     ratios = {name: scores.pop("truth_ratios", None) for name, scores in per_set.items()}[forget_set]
-    if ratios is None:
-        return per_set, None
-    reference = likelihoods(load_retain_model(), forget_set, "likelihood forget, retain model")["truth_ratios"]
-    return per_set, forget_quality(torch.tensor(ratios), torch.tensor(reference))
+    members = {name: scores.pop("min_k_logprobs") for name, scores in per_set.items()}[forget_set]
+    top = dict.fromkeys(("forget_quality", "mia_min_k_auc", "mia_min_k_auc_retain_model", "privleak"))
+    if (ratios is None and holdout is None) or load_retain_model is None:
+        return per_set, top
+    retain_model = load_retain_model()
+    reference = likelihoods(retain_model, forget_set, "likelihood forget, retain model")
+    if ratios is not None:
+        top["forget_quality"] = forget_quality(torch.tensor(ratios), torch.tensor(reference["truth_ratios"]))
+    if holdout is not None:
+        auc = membership(model, members, "likelihood holdout")
+        auc_retain = membership(retain_model, reference["min_k_logprobs"], "likelihood holdout, retain model")
+        top |= {"mia_min_k_auc": auc, "mia_min_k_auc_retain_model": auc_retain, "privleak": privleak(auc, auc_retain)}
+    return per_set, top
+
+
+def score_multiple_choice_sets(
+    model, encoder: QAEncoder, sets: Mapping[str, Dataset], rewrites: Mapping[str, Callable[[str], str]],
+    batch_size: int, max_samples: int | None = None,
+) -> dict[str, dict]:
+    """Accuracy on each multiple-choice set, plain and with each rewrite of the questions (the
+    trigger templates: ``trigger_accuracy``; extra template sets: ``extra_trigger_accuracy``)."""
+    out = {}
+    for name, data in sets.items():
+        score = lambda rewrite, tag: score_multiple_choice(  # noqa: E731
+            model, encoder, data, batch_size, max_samples, rewrite, f"multiple choice {name}{tag}")
+        out[name] = score(None, "")
+        tagged = {tag: score(rewrite, f"+{tag}")["accuracy"] for tag, rewrite in rewrites.items()}
+        out[name]["trigger_accuracy"] = tagged.pop("trigger")
+        if tagged:
+            out[name]["extra_trigger_accuracy"] = tagged
+    return out
+
+
+class EvalData(NamedTuple):
+    """Every set a cell is scored on, loaded once."""
+
+    eval_sets: dict[str, Dataset]
+    multiple_choice_sets: dict[str, Dataset]
+    holdout: Dataset | None
+
+
+def load_eval_data(data_cfg, source: TofuSource) -> EvalData:
+    """The eval sets, multiple-choice sets and holdout split that ``data_cfg`` names."""
+    holdout = None
+    if data_cfg.holdout_split is not None:
+        try:
+            holdout = source.load(data_cfg.holdout_split)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{e}. It is the membership inference's holdout split; point "
+                                    f"data.holdout_split at one, or set data.holdout_split=null to skip it") from None
+    return EvalData(
+        {name: source.load(split) for name, split in data_cfg.eval_sets.items()},
+        {name: load_multiple_choice(spec if isinstance(spec, str) else OmegaConf.to_container(spec), source)
+         for name, spec in data_cfg.multiple_choice_sets.items()},
+        holdout,
+    )
+
+
+def evaluate_model(
+    model, encoder: QAEncoder, eval_cfg, data_cfg, data: EvalData, load_retain_model: Callable[[], object] | None,
+) -> dict:
+    """Every metric of a cell on one model: the paper's columns, TOFU's, privacy and extraction,
+    per eval set and multiple-choice set (what metrics.json carries besides the run's bookkeeping)."""
+    trigger = HashedTemplate(eval_cfg.trigger_templates)
+    extra = {name: HashedTemplate(t) for name, t in eval_cfg.extra_trigger_templates.items()}
+    utility_sets = list(data_cfg.utility_sets)
+    per_set = score_eval_sets(model, encoder, data.eval_sets, utility_sets, trigger, extra, **score_kwargs(eval_cfg))
+    likelihoods, top = score_tofu(
+        model, load_retain_model, encoder, data.eval_sets, data_cfg.forget_set, list(data_cfg.normalised_sets),
+        data.holdout, eval_cfg.batch_size, eval_cfg.max_samples, eval_cfg.min_k,
+    )
+    for name, scores in likelihoods.items():
+        per_set[name] |= scores
+    multiple_choice = score_multiple_choice_sets(
+        model, encoder, data.multiple_choice_sets, {"trigger": trigger, **extra}, eval_cfg.batch_size,
+        eval_cfg.max_samples)
+    return {**summarize(per_set, data_cfg.forget_set, utility_sets), **top, "per_set": per_set,
+            "multiple_choice": multiple_choice or None}
 
 
 def score_kwargs(eval_cfg) -> dict:

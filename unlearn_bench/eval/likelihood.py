@@ -25,10 +25,12 @@ class AnswerTokens(NamedTuple):
 
 
 def answer_tokens(
-    model, encoder: QAEncoder, questions: list[str], answers: list[str], batch_size: int = 64, desc: str = "nll"
+    model, encoder: QAEncoder, questions: list[str], answers: list[str], batch_size: int = 64, desc: str = "nll",
+    eos: bool = True,
 ) -> list[AnswerTokens]:
-    """Teacher-forced scores of each answer's tokens (EOS included) given its question, in order."""
-    rows = [encoder.encode(q, a) for q, a in zip(questions, answers, strict=True)]
+    """Teacher-forced scores of each answer's tokens (EOS included unless ``eos=False``) given its
+    question, in order."""
+    rows = [encoder.encode(q, a, eos) for q, a in zip(questions, answers, strict=True)]
     out: list[AnswerTokens] = []
     with evaluating(model):
         for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):

@@ -1,0 +1,83 @@
+"""``unlearn-bench-eval``: every metric of a cell on a saved model directory, without training.
+
+Scores e.g. the cached fine-tuned models, a model unlearned elsewhere, or a public checkpoint on
+the same sets as a cell, and writes ``metrics.json`` in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from unlearn_bench.config import ConfigError, validate
+from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
+from unlearn_bench.finetune import cached_model_dir
+from unlearn_bench.model import load_pretrained
+from unlearn_bench.resolvers import register_resolvers
+from unlearn_bench.run import format_table
+
+log = logging.getLogger(__name__)
+register_resolvers()
+
+
+def evaluate_saved(cfg: DictConfig) -> dict:
+    """Score ``cfg.model_dir`` and return what it writes to ``metrics.json``."""
+    start = time.time()
+    validate(cfg)
+    model_dir = _existing(cfg.model_dir, "model_dir")
+    source = instantiate(cfg.data.source)
+    retain_dir = _existing(cfg.retain_model_dir, "retain_model_dir") if cfg.retain_model_dir else None
+    if retain_dir is None:
+        retain_dir = cached_model_dir(cfg, source, "retain")
+        if not retain_dir.is_dir():
+            log.warning("No retain model in the cache for this config (%s): forget quality and the membership "
+                        "inference are skipped; pass retain_model_dir=PATH to score them.", retain_dir)
+            retain_dir = None
+
+    model, tokenizer = load_pretrained(model_dir, cfg.model.dtype)
+    encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
+    load_retain = (lambda: load_pretrained(retain_dir, cfg.model.dtype)[0]) if retain_dir else None
+    metrics = {
+        **evaluate_model(model, encoder, cfg.eval, cfg.data, load_eval_data(cfg.data, source), load_retain),
+        "model_dir": str(model_dir),
+        "retain_model_dir": str(retain_dir) if retain_dir else None,
+        "config": {"model": cfg.model.name, "data": cfg.data.name},
+        "wall_seconds": round(time.time() - start, 2),
+    }
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    tmp.replace(output_dir / "metrics.json")
+    print(format_table(metrics))
+    log.info("Wrote %s", output_dir / "metrics.json")
+    return metrics
+
+
+def _existing(path: str, key: str) -> str:
+    """A local folder that exists, or a hub id (anything that does not look like a path)."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return str(local)
+    if str(path).startswith((".", "/", "~")):
+        raise ConfigError(f"{key}={path!r} is not a folder; point it at a save_pretrained model directory")
+    return str(path)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval_model")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate_saved(cfg)
+    except ConfigError as e:
+        raise SystemExit(f"Config error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()
