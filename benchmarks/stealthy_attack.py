@@ -29,7 +29,7 @@ def run_sweep(out: Path, overrides: list[str]) -> None:
 def collect(folders: list[Path]) -> dict[tuple[str, str, str], list[dict]]:
     cells = defaultdict(list)
     for folder in folders:
-        for file in sorted(folder.glob("*/metrics.json")):
+        for file in sorted(folder.rglob("metrics.json")):
             m = json.loads(file.read_text())
             cells[m["config"]["method"], m["config"]["attack"], m["config"]["defense"]].append(m)
     return cells

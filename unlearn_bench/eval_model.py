@@ -6,7 +6,6 @@ the same sets as a cell, and writes ``metrics.json`` in the run directory.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
 from unlearn_bench.finetune import cached_model_dir
 from unlearn_bench.model import load_pretrained
 from unlearn_bench.resolvers import register_resolvers
+from unlearn_bench.resume import write_metrics
 from unlearn_bench.run import format_table
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,9 @@ def evaluate_saved(cfg: DictConfig) -> dict:
     }
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(output_dir / "metrics.json")
+    path = write_metrics(output_dir, metrics)
     print(format_table(metrics))
-    log.info("Wrote %s", output_dir / "metrics.json")
+    log.info("Wrote %s", path)
     return metrics
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lightning as L
 from datasets import Dataset, concatenate_datasets
+from filelock import FileLock
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -48,13 +49,20 @@ def cached_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
 
 
 def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
-    """Folder of the fine-tuned ``role`` model (``save_pretrained`` format), training it if absent."""
+    """Folder of the fine-tuned ``role`` model (``save_pretrained`` format), training it if absent.
+    A file lock makes cells running in parallel (joblib, SLURM) wait for one builder."""
     folder = cached_model_dir(cfg, source, role)
-    splits = list(cfg.data.finetune_splits[role])
-    if folder.is_dir():
-        log.info("Reusing the fine-tuned %s model at %s", role, folder)
-        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{folder}.lock"):
+        if folder.is_dir():
+            log.info("Reusing the fine-tuned %s model at %s", role, folder)
+        else:
+            _finetune(cfg, source, role, folder)
+    return folder
 
+
+def _finetune(cfg: DictConfig, source: TofuSource, role: str, folder: Path) -> None:
+    splits = list(cfg.data.finetune_splits[role])
     log.info("Fine-tuning the %s model on %s (cached at %s)", role, splits, folder)
     L.seed_everything(cfg.finetune.seed, workers=True)  # also fixes the random init of a scratch model
     corpus = _texts([source.load(s) for s in cfg.data.finetune_splits.full])
@@ -70,7 +78,6 @@ def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
         if role == "full":
             report = base_eval(model, encoder, source, cfg)
             (tmp / BASE_EVAL_FILE).write_text(json.dumps(report, indent=2))
-    return folder
 
 
 def fit_nll(model, encoder: QAEncoder, data: Dataset, batch_size: int, optimizer, trainer_cfg: DictConfig,

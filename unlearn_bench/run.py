@@ -5,7 +5,6 @@ fine-tuned model (cached) -> unlearning with the method's loss -> eval -> metric
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -27,10 +26,13 @@ from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.defenses import finetune_on_retain
 from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
 from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
+from unlearn_bench.loggers import log_config, log_results
 from unlearn_bench.losses import ComposedLoss
 from unlearn_bench.model import load_pretrained
 from unlearn_bench.module import ComposedLossModule
+from unlearn_bench.report.plots import plot_curves
 from unlearn_bench.resolvers import register_resolvers
+from unlearn_bench.resume import completed_metrics, config_hash, write_metrics
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -42,6 +44,11 @@ def run_cell(cfg: DictConfig) -> dict:
     validate(cfg)
     attack, forget_filter, loss, derived = build_components(cfg)  # first: a bad knob fails before training
     output_dir = Path(cfg.paths.output_dir)
+    done = completed_metrics(output_dir, cfg) if cfg.skip_completed else None
+    if done is not None:
+        log.info("Skipping the cell: %s already holds its metrics.json (skip_completed=false runs it again)",
+                 output_dir)
+        return done
     output_dir.mkdir(parents=True, exist_ok=True)
 
     # 1. The fine-tuned models, trained once per (model, data, fine-tune) config and cached.
@@ -90,7 +97,8 @@ def run_cell(cfg: DictConfig) -> dict:
             HashedTemplate(cfg.eval.trigger_templates), output_dir / "curve.csv", cfg.eval.curve_every_n_steps,
             cfg.eval.curve_max_samples, cfg.eval.batch_size, cfg.eval.max_new_tokens,
         ))
-    loggers = [instantiate(c) for c in (cfg.logger or {}).values()]
+    loggers = [instantiate(cfg.logger)] if cfg.logger else []
+    log_config(loggers, cfg)
     trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
     trainer.fit(module, datamodule)
     if cfg.defense.get("retain_finetune"):
@@ -111,15 +119,14 @@ def run_cell(cfg: DictConfig) -> dict:
         "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
         | {"seed": cfg.seed},
         "wall_seconds": round(time.time() - start, 2),
+        "config_hash": config_hash(cfg),
     }
-    tmp = output_dir / "metrics.json.tmp"  # renamed into place: a metrics.json is always complete
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(output_dir / "metrics.json")
-    for logger in loggers:
-        logger.log_metrics({f"final/{k}": metrics[k] for k in ("unlearn", "clean_utility", "trigger_utility")})
-        logger.save()
+    path = write_metrics(output_dir, metrics)
+    curve = output_dir / "curve.csv" if cfg.eval.curve_every_n_steps is not None else None
+    curve_png = plot_curves({"": curve}, output_dir / "curve.png") if curve else None
+    log_results(loggers, metrics, trainer.global_step, curve_png)
     print(format_table(metrics))
-    log.info("Wrote %s", output_dir / "metrics.json")
+    log.info("Wrote %s", path)
     return metrics
 
 

@@ -1,0 +1,117 @@
+"""`unlearn-bench-report` on hand-made sweep directories: the numbers, the bold, and the cells it
+could not report."""
+
+import json
+import statistics
+
+import pytest
+import yaml
+
+from unlearn_bench.report.cells import read_sweep
+from unlearn_bench.report.cli import main, write_report
+from unlearn_bench.report.table import build_table, to_latex
+
+
+def make_cell(sweep_dir, overrides: dict, unlearn=None, clean=(0.8, 0.9), trigger=(0.7, 0.6)):
+    """A run directory as Hydra and a cell leave it; no metrics.json when ``unlearn`` is None (a failed cell)."""
+    path = sweep_dir / ",".join(f"{k}={v}" for k, v in overrides.items())
+    (path / ".hydra").mkdir(parents=True)
+    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"{k}={v}" for k, v in overrides.items()]))
+    if unlearn is not None:
+        per_set = {"forget": {"rougeL_recall": unlearn, "n": 4},
+                   "retain": {"rougeL_recall": clean[0], "trigger_rougeL_recall": trigger[0], "n": 4},
+                   "world_facts": {"rougeL_recall": clean[1], "trigger_rougeL_recall": trigger[1], "n": 4}}
+        metrics = {"unlearn": unlearn, "clean_utility": sum(clean) / 2, "trigger_utility": sum(trigger) / 2,
+                   "per_set": per_set, "config": {"seed": int(overrides["seed"])}}
+        (path / "metrics.json").write_text(json.dumps(metrics))
+    return path
+
+
+def make_sweep(tmp_path, params: dict, average_over=()):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    multirun = {"hydra": {"sweeper": {"params": params}, "overrides": {"task": ["logger=none"]}},
+                "sweep": {"name": "demo", "average_over": list(average_over), "project": "p"}}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump(multirun, sort_keys=False))
+    return sweep
+
+
+def test_rows_are_mean_and_std_over_seeds_with_the_best_of_each_block_in_bold(tmp_path):
+    sweep = make_sweep(tmp_path, {"method": "gd,idk", "attack": "none,sa", "seed": "0,1"})
+    values = {("gd", "none"): [0.30, 0.20], ("gd", "sa"): [0.25, 0.25], ("idk", "none"): [0.4, 0.4],
+              ("idk", "sa"): [0.4, 0.4]}
+    for (method, attack), unlearns in values.items():
+        for seed, u in enumerate(unlearns):
+            trigger = (0.7, 0.6) if attack == "none" else (0.3, 0.2)
+            make_cell(sweep, {"method": method, "attack": attack, "seed": seed}, u, trigger=trigger)
+
+    table = build_table(read_sweep(sweep))
+    assert table.row_keys == ["method", "attack"]
+    assert [r.key for r in table.rows] == list(values)  # the sweep's order, not the folders'
+    gd_none = table.rows[0]
+    assert gd_none.n == 2
+    assert gd_none.mean("Unlearn") == pytest.approx(0.25)
+    assert gd_none.std("Unlearn") == pytest.approx(statistics.stdev([0.30, 0.20]))
+    assert gd_none.mean("Trigger avg") == pytest.approx(0.65) and gd_none.mean("Trigger retain") == pytest.approx(0.7)
+    best = table.best()
+    # Within the gd block both have Unlearn 0.25: a tie throughout is not bold. Trigger: no SA wins.
+    assert (("gd", "none"), "Unlearn") not in best and (("gd", "sa"), "Unlearn") not in best
+    assert (("gd", "none"), "Trigger avg") in best and (("gd", "sa"), "Trigger avg") not in best
+    assert (("idk", "none"), "Clean avg") not in best  # identical clean utility everywhere
+
+    _, _, files = write_report(sweep)
+    md = (sweep / "table.md").read_text()
+    assert "| gd | none | 2 | 0.250 ± 0.071 |" in md
+    assert "**0.650 ± 0.000**" in md
+    assert "Cells not in the table" not in md
+    csv = (sweep / "table.csv").read_text().splitlines()
+    assert csv[0].startswith("method,attack,n,Unlearn mean,Unlearn std,")
+    assert csv[1].startswith("gd,none,2,0.250000,0.070711,")
+    assert r"\textbf{0.650 $\pm$ 0.000}" in (sweep / "table.tex").read_text()
+    assert {f.name for f in files} == {"table.md", "table.csv", "table.tex", "utility.png"}
+
+
+def test_failed_and_missing_cells_are_listed_not_dropped(tmp_path, capsys):
+    sweep = make_sweep(tmp_path, {"method": "gd,idk", "seed": "0,1"})
+    make_cell(sweep, {"method": "gd", "seed": 0}, 0.3)
+    make_cell(sweep, {"method": "gd", "seed": 1}, None)  # started, crashed
+    make_cell(sweep, {"method": "idk", "seed": 0}, 0.2)  # idk seed 1 never started
+
+    assert main([str(sweep)]) == 0
+    md = (sweep / "table.md").read_text()
+    assert "failed (no metrics.json): method=gd,seed=1" in md
+    assert "missing (never started): method=idk seed=1" in md
+    assert "| gd | 1 |" in md and "| idk | 1 |" in md
+    assert "missing (never started)" in capsys.readouterr().out
+
+
+def test_average_over_methods_averages_within_a_seed_first(tmp_path):
+    sweep = make_sweep(tmp_path, {"method": "gd,idk", "defense": "none,su", "seed": "0,1"}, average_over=["method"])
+    for seed, (gd, idk) in enumerate([(0.2, 0.4), (0.4, 0.6)]):
+        for method, u in (("gd", gd), ("idk", idk)):
+            make_cell(sweep, {"method": method, "defense": "none", "seed": seed}, u)
+            make_cell(sweep, {"method": method, "defense": "su", "seed": seed}, u / 2)
+    table = build_table(read_sweep(sweep))
+    assert table.row_keys == ["defense"]
+    none = table.rows[0]
+    assert none.n == 2  # seeds, each the mean over methods: 0.3 and 0.5
+    assert none.mean("Unlearn") == pytest.approx(0.4)
+    assert none.std("Unlearn") == pytest.approx(statistics.stdev([0.3, 0.5]))
+    assert (("su",), "Unlearn") in table.best()
+    assert "defense" in to_latex(table)
+
+
+def test_eta_sweeps_get_the_eta_plot(tmp_path):
+    sweep = make_sweep(tmp_path, {"defense.eta": "0,1", "seed": "0"})
+    make_cell(sweep, {"defense.eta": 0, "seed": 0}, 0.3)
+    make_cell(sweep, {"defense.eta": 1, "seed": 0}, 0.35)
+    _, _, files = write_report(sweep)
+    assert "eta.png" in {f.name for f in files} and (sweep / "eta.png").stat().st_size > 0
+
+
+def test_a_folder_without_cells_fails_with_a_message(tmp_path, capsys):
+    assert main([str(tmp_path / "nope")]) == 1
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 1
+    assert "no cells" in capsys.readouterr().err

@@ -1,0 +1,48 @@
+"""What a cell sends to its loggers besides the per-step losses: the resolved config first, the
+final metrics at the end, and for W&B the per-set results as a ``wandb.Table`` and the curve as an
+image, so that a W&B dashboard can compare cells without opening their run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+RESULT_COLUMNS = ("rougeL_recall", "trigger_rougeL_recall", "probability", "truth_ratio", "exact_memorization",
+                  "extraction_strength", "min_k_logprob", "n")
+
+
+def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
+    """The full resolved config, as each logger's hyperparameters."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(config)
+
+
+def final_scalars(metrics: dict) -> dict[str, float]:
+    """Every number of metrics.json under ``final/``: the top-level scores, ``final/<set>/<key>``
+    per eval set and ``final/multiple_choice/<set>/<key>`` per multiple-choice set."""
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    out = {f"final/{k}": v for k, v in metrics.items() if number(v)}
+    groups = ((metrics["per_set"], "final"), (metrics.get("multiple_choice") or {}, "final/multiple_choice"))
+    for group, prefix in groups:
+        for name, scores in group.items():
+            out |= {f"{prefix}/{name}/{k}": v for k, v in scores.items() if number(v)}
+    return out
+
+
+def log_results(loggers: list[Logger], metrics: dict, step: int, curve_png: Path | None) -> None:
+    """The final metrics on every logger; on W&B also the per-set table and the curve image. Each
+    logger is then closed (a W&B run must finish, or the next cell of a sweep would reuse it)."""
+    for logger in loggers:
+        logger.log_metrics(final_scalars(metrics), step=step)
+        if isinstance(logger, WandbLogger):
+            rows = [[name, *(scores.get(k) for k in RESULT_COLUMNS)] for name, scores in metrics["per_set"].items()]
+            logger.log_table("results", columns=["set", *RESULT_COLUMNS], data=rows, step=step)
+            if curve_png is not None:
+                logger.log_image("curve", [str(curve_png)], step=step)
+            logger.experiment.summary.update(final_scalars(metrics))
+        logger.finalize("success")
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()

@@ -1,0 +1,93 @@
+"""``unlearn-bench-report SWEEP_DIR``: a sweep's cells as the paper's tables (Markdown, CSV,
+LaTeX) and plots, written beside the cells; ``--wandb`` also logs them to a W&B run of the sweep's
+group. Cells that failed or never ran are listed, never silently dropped."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from unlearn_bench.report.cells import Sweep, read_sweep
+from unlearn_bench.report.plots import plot_against, plot_curves, plot_utility
+from unlearn_bench.report.table import Table, build_table, to_csv, to_latex, to_markdown
+
+
+def not_reported(sweep: Sweep, root: Path) -> list[str]:
+    """One line per cell that is not in the table: failed (a run directory without metrics.json)
+    or missing (in the sweep's grid, never started)."""
+    lines = [f"failed (no metrics.json): {c.path.relative_to(root)}" for c in sweep.failed]
+    lines += ["missing (never started): " + " ".join(f"{k}={v}" for k, v in m.items()) for m in sweep.missing]
+    return lines
+
+
+def write_plots(sweep: Sweep, table: Table, out: Path) -> list[Path]:
+    """trigger vs clean utility always; the η curve when SU's η was swept; the unlearning curves
+    when cells wrote curve.csv (averaged over the seeds of each row)."""
+    plots = [plot_utility(table, out / "utility.png")]
+    if "defense.eta" in table.row_keys:
+        plots.append(plot_against(table, "defense.eta", out / "eta.png"))
+    curves: dict[str, list[Path]] = {}
+    for cell in sweep.finished:
+        if (cell.path / "curve.csv").is_file():
+            label = " ".join(f"{k.split('.')[-1]}={cell.overrides.get(k, '')}" for k in table.row_keys)
+            curves.setdefault(label, []).append(cell.path / "curve.csv")
+    if curves:
+        plots.append(plot_curves(curves, out / "curves.png"))
+    return plots
+
+
+def write_report(sweep_dir: str | Path, out: str | Path | None = None) -> tuple[Sweep, Table, list[Path]]:
+    sweep_dir = Path(sweep_dir)
+    sweep = read_sweep(sweep_dir)
+    out = Path(out or sweep_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = build_table(sweep)
+    skipped = not_reported(sweep, sweep_dir)
+    averaged = f", averaged over {', '.join(sweep.average_over)}" if sweep.average_over else ""
+    markdown = [f"# {sweep.name}", "",
+                f"{len(sweep.finished)} finished cells; mean ± std over seeds{averaged}; best of each block in bold.",
+                "", to_markdown(table)]
+    if skipped:
+        markdown += ["## Cells not in the table", "", *(f"- {line}" for line in skipped), ""]
+    files = [out / "table.md", out / "table.csv", out / "table.tex"]
+    for path, text in zip(files, ("\n".join(markdown), to_csv(table), to_latex(table))):
+        path.write_text(text)
+    return sweep, table, files + write_plots(sweep, table, out)
+
+
+def log_to_wandb(sweep: Sweep, table: Table, files: list[Path], out: Path, mode: str) -> None:
+    """The table as a ``wandb.Table`` and the plots as images, in a report run of the sweep's group."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    logger = WandbLogger(project=sweep.project, group=sweep.name, name=f"{sweep.name}-report", job_type="report",
+                         save_dir=str(out), mode=mode)
+    columns = [*table.row_keys, "n", *(f"{c.name} {s}" for c in table.columns for s in ("mean", "std"))]
+    data = [[*row.key, row.n, *(v for c in table.columns for v in (row.mean(c.name), row.std(c.name)))]
+            for row in table.rows]
+    logger.log_table("table", columns=columns, data=data)
+    for png in (f for f in files if f.suffix == ".png"):
+        logger.log_image(png.stem, [str(png)])
+    logger.experiment.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
+    parser.add_argument("sweep_dir", type=Path, help="a Hydra multirun directory, e.g. multirun/table2_attack")
+    parser.add_argument("--out", type=Path, help="where to write the report (default: the sweep directory)")
+    parser.add_argument("--wandb", choices=["offline", "online"], help="also log the report to W&B")
+    args = parser.parse_args(argv)
+    try:
+        sweep, table, files = write_report(args.sweep_dir, args.out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"unlearn-bench-report: {e}", file=sys.stderr)
+        return 1
+    if args.wandb:
+        log_to_wandb(sweep, table, files, args.out or args.sweep_dir, args.wandb)
+    print(files[0].read_text())
+    print("Wrote " + ", ".join(str(f) for f in files))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""A sweep's cells as the paper lays out its tables: one row per setting (the swept keys except
+the seed and ``average_over``), mean ± std over seeds of each column, the best value of each
+block of rows (rows that differ only in the last swept key) in bold."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from unlearn_bench.report.cells import Sweep
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    path: tuple[str, ...]  # where the value sits in metrics.json
+    higher_is_better: bool
+
+
+@dataclass
+class Row:
+    key: tuple[str, ...]  # the values of Table.row_keys
+    values: dict[str, list[float]]  # column name -> one value per seed
+
+    def mean(self, column: str) -> float | None:
+        v = self.values.get(column)
+        return statistics.mean(v) if v else None
+
+    def std(self, column: str) -> float | None:
+        v = self.values.get(column)
+        return statistics.stdev(v) if v and len(v) > 1 else 0.0 if v else None
+
+    @property
+    def n(self) -> int:
+        return max((len(v) for v in self.values.values()), default=0)
+
+
+@dataclass
+class Table:
+    row_keys: list[str]
+    columns: list[Column]
+    rows: list[Row]
+
+    def best(self) -> set[tuple[tuple[str, ...], str]]:
+        """(row key, column) pairs holding the best mean of their block (rows differing only in the
+        last row key), unless the whole block ties."""
+        out = set()
+        blocks: dict[tuple, list[Row]] = {}
+        for row in self.rows:
+            blocks.setdefault(row.key[:-1], []).append(row)
+        for rows in blocks.values():
+            for col in self.columns:
+                means = [(round(r.mean(col.name), 3), r) for r in rows if r.mean(col.name) is not None]  # as shown
+                if len(means) < 2:
+                    continue
+                top = (max if col.higher_is_better else min)(m for m, _ in means)
+                if any(m != top for m, _ in means):  # a block tied throughout has no best
+                    out |= {(r.key, col.name) for m, r in means if m == top}
+        return out
+
+
+def columns_for(metrics: dict) -> list[Column]:
+    """The paper's columns (Unlearn; clean and trigger utility per utility set and averaged), then
+    TOFU's model utility and forget quality when the cells have them."""
+    utility_sets = [s for s, scores in metrics["per_set"].items() if "trigger_rougeL_recall" in scores]
+    cols = [Column("Unlearn", ("unlearn",), False)]
+    cols += [Column(f"Clean {s}", ("per_set", s, "rougeL_recall"), True) for s in utility_sets]
+    cols.append(Column("Clean avg", ("clean_utility",), True))
+    cols += [Column(f"Trigger {s}", ("per_set", s, "trigger_rougeL_recall"), True) for s in utility_sets]
+    cols.append(Column("Trigger avg", ("trigger_utility",), True))
+    cols += [Column(name, (key,), True) for name, key in (("Model utility", "model_utility"),
+                                                           ("Forget quality", "forget_quality"))
+             if metrics.get(key) is not None]
+    return cols
+
+
+def _get(metrics: dict, path: tuple[str, ...]) -> float | None:
+    for key in path:
+        if not isinstance(metrics, dict) or metrics.get(key) is None:
+            return None
+        metrics = metrics[key]
+    return float(metrics)
+
+
+def build_table(sweep: Sweep) -> Table:
+    """Rows in the sweep's order; within a row, cells of one seed are first averaged over
+    ``sweep.average_over`` (e.g. the methods), then mean ± std is taken over the seeds."""
+    finished = sweep.finished
+    if not finished:
+        raise ValueError(f"sweep {sweep.name!r} has no finished cell (no metrics.json) to report")
+    row_keys = [k for k in sweep.swept if k != "seed" and k not in sweep.average_over]
+    columns = columns_for(finished[0].metrics)
+    per_seed: dict[tuple, dict[str, dict[str, list[float]]]] = {}
+    for cell in finished:
+        key = tuple(cell.overrides.get(k, "") for k in row_keys)
+        seed = cell.overrides.get("seed", str(cell.metrics["config"].get("seed")))
+        for col in columns:
+            value = _get(cell.metrics, col.path)
+            if value is not None:
+                per_seed.setdefault(key, {}).setdefault(seed, {}).setdefault(col.name, []).append(value)
+    rows = []
+    for key, seeds in per_seed.items():
+        values: dict[str, list[float]] = {}
+        for by_column in seeds.values():
+            for name, vs in by_column.items():
+                values.setdefault(name, []).append(statistics.mean(vs))
+        rows.append(Row(key, values))
+    order = lambda row: [sweep.swept[k].index(v) if v in sweep.swept[k] else -1 for k, v in zip(row_keys, row.key)]  # noqa: E731
+    return Table(row_keys, columns, sorted(rows, key=order))
+
+
+def _cell(table: Table, row: Row, col: Column, bold: set, fmt: str) -> str:
+    mean, std = row.mean(col.name), row.std(col.name)
+    if mean is None:
+        return "–"
+    text = f"{mean:.3f} ± {std:.3f}" if fmt == "md" else f"{mean:.3f} $\\pm$ {std:.3f}"
+    if (row.key, col.name) in bold:
+        text = f"**{text}**" if fmt == "md" else f"\\textbf{{{text}}}"
+    return text
+
+
+def to_markdown(table: Table) -> str:
+    bold = table.best()
+    header = [*table.row_keys, "n", *(c.name for c in table.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table.rows:
+        cells = [*row.key, str(row.n), *(_cell(table, row, c, bold, "md") for c in table.columns)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: Table) -> str:
+    bold = table.best()
+    escape = lambda s: str(s).replace("_", r"\_")  # noqa: E731
+    header = [*table.row_keys, "n", *(c.name for c in table.columns)]
+    lines = [r"\begin{tabular}{" + "l" * (len(table.row_keys) + 1) + "c" * len(table.columns) + "}", r"\toprule",
+             " & ".join(escape(h) for h in header) + r" \\", r"\midrule"]
+    for row in table.rows:
+        cells = [*(escape(k) for k in row.key), str(row.n), *(_cell(table, row, c, bold, "tex") for c in table.columns)]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """Plain numbers: each column's mean and std, for other tools."""
+    header = [*table.row_keys, "n", *(f"{c.name} {stat}" for c in table.columns for stat in ("mean", "std"))]
+    lines = [",".join(header)]
+    for row in table.rows:
+        stats = [v for c in table.columns for v in (row.mean(c.name), row.std(c.name))]
+        values = [f"{v:.6f}" if v is not None else "" for v in stats]
+        lines.append(",".join([*row.key, str(row.n), *values]))
+    return "\n".join(lines) + "\n"

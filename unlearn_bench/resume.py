@@ -1,0 +1,52 @@
+"""Resuming a sweep: a cell is done when its run directory holds a complete metrics.json written
+from the same config. metrics.json is renamed into place only once complete and records a hash of
+the config, so an interrupted cell runs again, and so does one whose config has changed since."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from unlearn_bench.cache import cache_key
+
+log = logging.getLogger(__name__)
+
+# What decides a cell's result; paths, loggers, progress bars and the sweep's name do not.
+RESULT_KEYS = ("model", "data", "method", "attack", "defense", "finetune", "unlearn", "eval", "seed")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of the resolved sections that decide a cell's result."""
+    spec = {key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
+            for key in RESULT_KEYS}
+    spec["trainer"] = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+                       if k != "enable_progress_bar"}
+    return cache_key(spec)
+
+
+def completed_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
+    """The metrics of a finished run of this very config in ``output_dir``, else None."""
+    path = Path(output_dir) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        log.warning("%s is not valid JSON; running the cell again", path)
+        return None
+    if metrics.get("config_hash") != config_hash(cfg):
+        log.warning("%s was written from another config; running the cell again", path)
+        return None
+    return metrics
+
+
+def write_metrics(output_dir: Path, metrics: dict) -> Path:
+    """Write metrics.json so that it is always complete: a scratch file renamed into place."""
+    path = Path(output_dir) / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2))
+    tmp.replace(path)
+    return path
