@@ -115,3 +115,23 @@ def test_a_folder_without_cells_fails_with_a_message(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 1
     assert "no cells" in capsys.readouterr().err
+
+
+def test_the_report_goes_to_a_wandb_run_of_the_sweeps_group(tmp_path):
+    sweep = make_sweep(tmp_path, {"method": "gd,idk", "seed": "0"})
+    make_cell(sweep, {"method": "gd", "seed": 0}, 0.3)
+    make_cell(sweep, {"method": "idk", "seed": 0}, 0.2)
+    assert main([str(sweep), "--wandb", "offline"]) == 0
+    (run_dir,) = (sweep / "wandb").glob("offline-run-*")
+    assert list(run_dir.glob("files/media/table/table_*.table.json")), "no report table"
+    assert list(run_dir.glob("files/media/images/utility_*.png")), "no utility plot"
+
+
+def test_cells_with_curves_get_the_curve_plot(tmp_path):
+    sweep = make_sweep(tmp_path, {"attack": "none,sa", "seed": "0,1"})
+    for attack in ("none", "sa"):
+        for seed in (0, 1):
+            cell = make_cell(sweep, {"attack": attack, "seed": seed}, 0.3)
+            (cell / "curve.csv").write_text("step,unlearn,clean_utility,trigger_utility\n0,1,1,1\n4,0.5,0.9,0.6\n")
+    _, _, files = write_report(sweep)
+    assert "curves.png" in {f.name for f in files} and (sweep / "curves.png").stat().st_size > 0

@@ -189,3 +189,30 @@ def test_tensorboard_and_csv_loggers_hold_the_config_and_final_metrics(tmp_path,
     assert float(next(r["final/unlearn"] for r in final if r["final/unlearn"])) == pytest.approx(metrics["unlearn"])
     hparams = yaml.safe_load(next((tmp_path / "csv" / "csv").rglob("hparams.yaml")).read_text())
     assert hparams["unlearn"]["batch_size"] == 8
+
+
+def test_joblib_runs_cells_in_parallel_and_fine_tunes_each_model_once(tmp_path):
+    sweep = tmp_path / "parallel"
+    cmd = sweep_cmd(sweep, "multirun_sweeps=table2_attack_smoke", "method=gd", "data.forget_split=forget10",
+                    "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    proc = subprocess.run(cmd, env={**env(tmp_path / "fresh_cache"), "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
+    logs = [p.read_text() for p in sweep.rglob("run.log")]
+    assert len(logs) == 2 and len(finished(sweep)) == 2
+    # Both cells needed the full and retain models; the cache lock let one cell build each.
+    assert sum(log.count("Fine-tuning the full model") for log in logs) == 1
+    assert sum(log.count("Reusing the fine-tuned full model") for log in logs) == 1
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "submitit_slurm"])
+def test_the_slurm_launcher_configs_compose(launcher):
+    register_resolvers()
+    with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu"],
+                      return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert cfg.hydra.launcher.partition == "gpu"
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 1
