@@ -38,7 +38,7 @@ def main() -> None:
     with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
         cfg = compose("config", overrides=["paths.output_dir=.", *args.overrides])
     source = instantiate(cfg.data.source)
-    model, tokenizer = load_pretrained(finetuned_model_dir(cfg, source, "full"), cfg.model.dtype)
+    model, tokenizer = load_pretrained(finetuned_model_dir(cfg, source, "full"), cfg.model)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     questions = list(source.load(cfg.data.eval_sets.retain)["question"][: args.n])
     tokens = cfg.eval.max_new_tokens

@@ -68,6 +68,7 @@ def test_membership_auc_and_privleak():
     assert membership_auc(holdout, members) == pytest.approx(0.0)
     assert membership_auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 4.0])) == pytest.approx(0.25)  # 1 of 4 pairs
     assert privleak(0.9, 0.5) == pytest.approx(80.0)
+    assert privleak(0.3, 0.0) is None  # relative to a zero AUC: undefined, not a crash
     with pytest.raises(ValueError, match="at least one"):
         membership_auc(members, torch.zeros(0))
 

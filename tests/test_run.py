@@ -33,7 +33,8 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "model_utility", "forget_quality",
                             "mia_min_k_auc", "mia_min_k_auc_retain_model", "privleak", "multiple_choice",
-                            "attack", "defense", "per_set", "base_model", "config", "unlearn_steps", "wall_seconds"}
+                            "attack", "defense", "per_set", "base_model", "config", "unlearn_steps", "wall_seconds",
+                            "config_hash"}
     assert 0 <= metrics["forget_quality"] <= 1 and 0 <= metrics["model_utility"] <= 1
     assert 0 <= metrics["mia_min_k_auc"] <= 1 and 0 <= metrics["mia_min_k_auc_retain_model"] <= 1
     assert set(metrics["per_set"]) == {"forget", "retain", "world_facts", "forget_probes"}
@@ -75,7 +76,8 @@ def test_curve_records_the_scores_every_n_steps(gd_cell):
 
 def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_path, cache_dir):
     """The retain model scored against itself: forget quality 1 and no privacy leak, by definition."""
-    retain = next(p for p in (cache_dir / "models").iterdir() if "-retain-" in p.name and not p.name.endswith(".tmp"))
+    retain = next(p for p in (cache_dir / "models").iterdir()
+                  if "-retain-" in p.name and p.is_dir() and not p.name.endswith(".tmp"))
     cmd = [sys.executable, "-m", "unlearn_bench.eval_model", *TINY, *TINY_SYNTH, f"model_dir={retain}",
            f"hydra.run.dir={tmp_path}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
@@ -84,7 +86,7 @@ def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_pat
     assert "Fine-tuning" not in proc.stderr + proc.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     cell = json.loads((gd_cell[0] / "metrics.json").read_text())
-    assert set(cell) - set(metrics) == {"attack", "defense", "base_model", "unlearn_steps"}
+    assert set(cell) - set(metrics) == {"attack", "defense", "base_model", "unlearn_steps", "config_hash"}
     assert metrics["retain_model_dir"] == str(retain)
     assert metrics["forget_quality"] == pytest.approx(1.0)
     assert metrics["privleak"] == pytest.approx(0.0)
@@ -95,7 +97,7 @@ def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_pat
 
 def test_second_cell_reuses_the_cached_models(gd_cell, tmp_path, cache_dir):
     models = sorted(p.name for p in (cache_dir / "models").iterdir())
-    assert len([m for m in models if not m.endswith(".tmp")]) == 2  # full and retain
+    assert len([m for m in models if not m.endswith((".tmp", ".lock"))]) == 2  # full and retain
     proc = run_cli(tmp_path, "method=ga", "seed=1", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Reusing the fine-tuned full model" in proc.stderr + proc.stdout

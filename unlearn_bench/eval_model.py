@@ -18,7 +18,7 @@ from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
 from unlearn_bench.finetune import cached_model_dir
-from unlearn_bench.model import load_pretrained
+from unlearn_bench.model import existing_model_path, load_pretrained
 from unlearn_bench.resolvers import register_resolvers
 from unlearn_bench.resume import write_metrics
 from unlearn_bench.run import format_table
@@ -31,9 +31,9 @@ def evaluate_saved(cfg: DictConfig) -> dict:
     """Score ``cfg.model_dir`` and return what it writes to ``metrics.json``."""
     start = time.time()
     validate(cfg)
-    model_dir = _existing(cfg.model_dir, "model_dir")
+    model_dir = existing_model_path(cfg.model_dir, "model_dir")
     source = instantiate(cfg.data.source)
-    retain_dir = _existing(cfg.retain_model_dir, "retain_model_dir") if cfg.retain_model_dir else None
+    retain_dir = existing_model_path(cfg.retain_model_dir, "retain_model_dir") if cfg.retain_model_dir else None
     if retain_dir is None:
         retain_dir = cached_model_dir(cfg, source, "retain")
         if not retain_dir.is_dir():
@@ -41,9 +41,9 @@ def evaluate_saved(cfg: DictConfig) -> dict:
                         "inference are skipped; pass retain_model_dir=PATH to score them.", retain_dir)
             retain_dir = None
 
-    model, tokenizer = load_pretrained(model_dir, cfg.model.dtype)
+    model, tokenizer = load_pretrained(model_dir, cfg.model)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
-    load_retain = (lambda: load_pretrained(retain_dir, cfg.model.dtype)[0]) if retain_dir else None
+    load_retain = (lambda: load_pretrained(retain_dir, cfg.model)[0]) if retain_dir else None
     metrics = {
         **evaluate_model(model, encoder, cfg.eval, cfg.data, load_eval_data(cfg.data, source), load_retain),
         "model_dir": str(model_dir),
@@ -59,21 +59,11 @@ def evaluate_saved(cfg: DictConfig) -> dict:
     return metrics
 
 
-def _existing(path: str, key: str) -> str:
-    """A local folder that exists, or a hub id (anything that does not look like a path)."""
-    local = Path(path).expanduser()
-    if local.is_dir():
-        return str(local)
-    if str(path).startswith((".", "/", "~")):
-        raise ConfigError(f"{key}={path!r} is not a folder; point it at a save_pretrained model directory")
-    return str(path)
-
-
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval_model")
 def main(cfg: DictConfig) -> None:
     try:
         evaluate_saved(cfg)
-    except ConfigError as e:
+    except (ConfigError, FileNotFoundError) as e:
         raise SystemExit(f"Config error: {e}") from None
 
 

@@ -23,6 +23,7 @@ from unlearn_bench.data.source import TofuSource
 from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import score_kwargs, score_set
+from unlearn_bench.lora import merged, with_lora
 from unlearn_bench.losses import NLL, ComposedLoss
 from unlearn_bench.model import base_model
 from unlearn_bench.module import ComposedLossModule
@@ -69,8 +70,10 @@ def _finetune(cfg: DictConfig, source: TofuSource, role: str, folder: Path) -> N
     model, tokenizer = base_model(cfg.model, corpus, Path(cfg.paths.cache_dir) / "tokenizers")
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     train = concatenate_datasets([source.load(s).select_columns(["question", "answer"]) for s in splits])
+    model = with_lora(model, cfg.model.lora)
     fit_nll(model, encoder, train, cfg.finetune.batch_size, instantiate(cfg.finetune.optimizer), cfg.trainer,
             cfg.finetune.scheduler, cfg.finetune.warmup_ratio, max_epochs=cfg.finetune.epochs)
+    model = merged(model)  # the cache holds plain models: unlearning adds its own adapters
 
     with building(folder) as tmp:
         model.save_pretrained(tmp)

@@ -20,11 +20,32 @@ from unlearn_bench.cache import building, cache_key
 from unlearn_bench.tokenizer import train_tokenizer
 
 
-def load_pretrained(path: str | Path, dtype: str = "float32"):
-    """Model and tokenizer saved with ``save_pretrained`` (or a hub id)."""
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype))
+def load_pretrained(path: str | Path, model_cfg: DictConfig):
+    """Model and tokenizer saved with ``save_pretrained``, or a hub id, loaded as ``model_cfg``
+    says: dtype, attention implementation (transformers' default if null), remote code (only if
+    allowed), gradient checkpointing."""
+    path = existing_model_path(path, "model.pretrained")
+    remote = bool(model_cfg.get("trust_remote_code", False))
+    kwargs = {"dtype": getattr(torch, model_cfg.dtype), "trust_remote_code": remote}
+    if model_cfg.get("attn_implementation"):
+        kwargs["attn_implementation"] = model_cfg.attn_implementation
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if model_cfg.get("gradient_checkpointing"):  # transformers 5 renamed it; 4.x has the old name only
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
     return model, tokenizer
+
+
+def existing_model_path(path: str | Path, key: str) -> str:
+    """A local folder that exists, or a hub id (anything that does not look like a path)."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return str(local)
+    if str(path).startswith((".", "/", "~")):
+        raise FileNotFoundError(f"{key}={path!r} is not a folder; point it at a save_pretrained model directory "
+                                "(model and tokenizer) or use a hub id")
+    return str(path)
 
 
 @contextmanager
@@ -43,7 +64,7 @@ def evaluating(model) -> Iterator[None]:
 def base_model(model_cfg: DictConfig, corpus: Iterable[str], cache_dir: Path):
     """The model fine-tuning starts from, and its tokenizer."""
     if model_cfg.pretrained:
-        return load_pretrained(model_cfg.pretrained, model_cfg.dtype)
+        return load_pretrained(model_cfg.pretrained, model_cfg)
     tokenizer = _local_tokenizer(list(corpus), model_cfg.tokenizer_vocab_size, cache_dir)
     config = instantiate(
         model_cfg.architecture,

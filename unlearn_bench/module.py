@@ -5,7 +5,6 @@ Fine-tuning is ``NLL(train)``; unlearning is a method's terms over ``forget``/``
 
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 import lightning as L
@@ -13,6 +12,7 @@ import torch
 from transformers import get_scheduler
 
 from unlearn_bench.losses import ComposedLoss
+from unlearn_bench.lora import frozen_reference
 
 
 class ComposedLossModule(L.LightningModule):
@@ -32,8 +32,8 @@ class ComposedLossModule(L.LightningModule):
         super().__init__()
         self.model, self.loss, self.optimizer_factory = model, loss, optimizer
         self.model.train()  # from_pretrained returns eval mode (dropout off); train it as a trainee
-        # The model before this stage, frozen; one shared copy for every term that reads it.
-        self.reference = copy.deepcopy(model).eval().requires_grad_(False) if loss.needs_reference else None
+        # The model before this stage, frozen, shared by every term that reads it.
+        self.reference = frozen_reference(model) if loss.needs_reference else None
         self.scheduler, self.warmup_ratio = scheduler, warmup_ratio
 
     def train(self, mode: bool = True):
@@ -51,7 +51,7 @@ class ComposedLossModule(L.LightningModule):
         return total
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.model.parameters())
+        optimizer = self.optimizer_factory([p for p in self.model.parameters() if p.requires_grad])
         steps = int(self.trainer.estimated_stepping_batches)
         scheduler = get_scheduler(self.scheduler, optimizer, int(self.warmup_ratio * steps), steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

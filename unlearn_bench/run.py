@@ -12,6 +12,7 @@ from typing import Callable, NamedTuple
 
 import hydra
 import lightning as L
+import torch
 from datasets import Dataset
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -27,6 +28,7 @@ from unlearn_bench.defenses import finetune_on_retain
 from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
 from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
 from unlearn_bench.loggers import log_config, log_results
+from unlearn_bench.lora import with_lora
 from unlearn_bench.losses import ComposedLoss
 from unlearn_bench.model import load_pretrained
 from unlearn_bench.module import ComposedLossModule
@@ -59,7 +61,8 @@ def run_cell(cfg: DictConfig) -> dict:
 
     # 2. Unlearning: the method's loss over paired forget/retain batches.
     L.seed_everything(cfg.seed, workers=True)
-    model, tokenizer = load_pretrained(full_dir, cfg.model.dtype)
+    model, tokenizer = load_pretrained(full_dir, cfg.model)
+    model = with_lora(model, cfg.model.lora)  # with LoRA, only the adapters unlearn
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
     attack_stats, defense_stats, attacked = None, {}, set()
@@ -111,7 +114,7 @@ def run_cell(cfg: DictConfig) -> dict:
     #    retain model (which never saw the forget set), from the fine-tune cache.
     metrics = {
         **evaluate_model(model, encoder, cfg.eval, cfg.data, eval_data,
-                         lambda: load_pretrained(retain_dir, cfg.model.dtype)[0]),
+                         lambda: load_pretrained(retain_dir, cfg.model)[0]),
         "attack": attack_stats,
         "defense": defense_stats or None,
         "unlearn_steps": trainer.global_step,
@@ -197,8 +200,12 @@ def format_table(metrics: dict) -> str:
 def main(cfg: DictConfig) -> None:
     try:
         run_cell(cfg)
-    except ConfigError as e:
+    except (ConfigError, FileNotFoundError) as e:
         raise SystemExit(f"Config error: {e}") from None
+    except torch.cuda.OutOfMemoryError:
+        raise SystemExit(f"Out of GPU memory with model={cfg.model.name}. Try model.lora.enabled=true, "
+                         "model.gradient_checkpointing=true, a smaller unlearn.batch_size with "
+                         "trainer.accumulate_grad_batches, or trainer=fsdp over several GPUs.") from None
 
 
 if __name__ == "__main__":

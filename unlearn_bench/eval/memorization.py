@@ -79,7 +79,10 @@ def membership_auc(member_scores: Tensor, nonmember_scores: Tensor) -> float:
     return float(binary_auroc(scores, labels))
 
 
-def privleak(auc: float, retain_model_auc: float) -> float:
+def privleak(auc: float, retain_model_auc: float) -> float | None:
     """MUSE's PrivLeak: (AUC − AUC_retain) / AUC_retain × 100; 0 = leaks as little as a model
-    that never saw the forget set, positive = forget set still recognisable."""
+    that never saw the forget set, positive = forget set still recognisable. Undefined (None)
+    when the retain model's AUC is 0."""
+    if retain_model_auc == 0:
+        return None
     return (auc - retain_model_auc) / retain_model_auc * 100

@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 from unlearn_bench.report.table import Table  # noqa: E402
 
 CURVE_SCORES = ("unlearn", "clean_utility", "trigger_utility")
+MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
 def _label(keys: list[str], values: tuple[str, ...]) -> str:
@@ -25,9 +26,13 @@ def plot_utility(table: Table, png: Path) -> Path:
     """One point per row: clean utility (x) against trigger utility (y), with std error bars.
     Points under the diagonal lose utility only when the prompt carries the trigger."""
     fig, ax = plt.subplots(figsize=(6, 5))
+    blocks = list(dict.fromkeys(row.key[:-1] for row in table.rows))  # a colour per block (e.g. method x split)
+    last = list(dict.fromkeys(row.key[-1:] for row in table.rows))  # a marker per last key (e.g. attack)
+    colours = plt.get_cmap("tab20" if len(blocks) > 10 else "tab10")
     for row in table.rows:
         ax.errorbar(row.mean("Clean avg"), row.mean("Trigger avg"), xerr=row.std("Clean avg"),
-                    yerr=row.std("Trigger avg"), fmt="o", capsize=3, label=_label(table.row_keys, row.key))
+                    yerr=row.std("Trigger avg"), fmt=MARKERS[last.index(row.key[-1:]) % len(MARKERS)], capsize=3,
+                    color=colours(blocks.index(row.key[:-1]) % colours.N), label=_label(table.row_keys, row.key))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="clean utility", ylabel="trigger utility", xlim=(0, 1.02), ylim=(0, 1.02),
            title="trigger vs clean utility (mean ± std over seeds)")
