@@ -50,7 +50,8 @@ class EvalCurve(L.Callback):
                                  desc=None)
 
     def on_train_start(self, trainer, pl_module):
-        self.path.write_text(",".join(self.COLUMNS) + "\n")
+        if trainer.is_global_zero:
+            self.path.write_text(",".join(self.COLUMNS) + "\n")
         self._record(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -72,5 +73,7 @@ class EvalCurve(L.Callback):
         self.last_step = trainer.global_step
         for logger in trainer.loggers:
             logger.log_metrics({f"curve/{k}": v for k, v in point.items()}, step=trainer.global_step)
+        if not trainer.is_global_zero:  # every rank scored the same gathered point; one writes it
+            return
         with self.path.open("a") as f:
             f.write(",".join([str(trainer.global_step), *(f"{point[k]:.6f}" for k in self.COLUMNS[1:])]) + "\n")

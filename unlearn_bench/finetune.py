@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +22,7 @@ from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import TofuSource
 from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, HashedTemplate
+from unlearn_bench.eval.distributed import world
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import score_kwargs, score_set
 from unlearn_bench.lora import merged, with_lora
@@ -51,15 +53,22 @@ def cached_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
 
 def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
     """Folder of the fine-tuned ``role`` model (``save_pretrained`` format), training it if absent.
-    A file lock makes cells running in parallel (joblib, SLURM) wait for one builder."""
+    A file lock makes cells running in parallel (joblib, SLURM) wait for one builder; the ranks of
+    one data-parallel cell build it together instead (a lock would deadlock them)."""
     folder = cached_model_dir(cfg, source, role)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{folder}.lock"):
+    with nullcontext() if data_parallel(cfg.trainer) else FileLock(f"{folder}.lock"):
         if folder.is_dir():
             log.info("Reusing the fine-tuned %s model at %s", role, folder)
         else:
             _finetune(cfg, source, role, folder)
     return folder
+
+
+def data_parallel(trainer_cfg: DictConfig) -> bool:
+    """Whether the trainer runs several processes in lockstep (DDP, FSDP, DeepSpeed)."""
+    devices = trainer_cfg.get("devices", 1)
+    return world()[1] > 1 or trainer_cfg.get("num_nodes", 1) > 1 or devices not in (1, "1")
 
 
 def _finetune(cfg: DictConfig, source: TofuSource, role: str, folder: Path) -> None:

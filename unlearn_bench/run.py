@@ -124,12 +124,13 @@ def run_cell(cfg: DictConfig) -> dict:
         "wall_seconds": round(time.time() - start, 2),
         "config_hash": config_hash(cfg),
     }
-    path = write_metrics(output_dir, metrics)
-    curve = output_dir / "curve.csv" if cfg.eval.curve_every_n_steps is not None else None
-    curve_png = plot_curves({"": curve}, output_dir / "curve.png") if curve else None
-    log_results(loggers, metrics, trainer.global_step, curve_png)
-    print(format_table(metrics))
-    log.info("Wrote %s", path)
+    if trainer.is_global_zero:  # under DDP every rank holds the same (gathered) metrics; one reports them
+        path = write_metrics(output_dir, metrics)
+        curve = output_dir / "curve.csv" if cfg.eval.curve_every_n_steps is not None else None
+        curve_png = plot_curves({"": curve}, output_dir / "curve.png") if curve else None
+        log_results(loggers, metrics, trainer.global_step, curve_png)
+        print(format_table(metrics))
+        log.info("Wrote %s", path)
     return metrics
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.eval.distributed import sharded
 from unlearn_bench.model import evaluating
 
 
@@ -13,7 +14,12 @@ def generate_answers(
     desc: str | None = "generate",
 ) -> list[str]:
     """The model's greedy answer to each question, in the order given; ``desc=None`` hides the
-    progress bar (for frequent checks inside training)."""
+    progress bar (for frequent checks inside training). Under DDP each rank answers a share."""
+    return sharded(lambda part: _generate(model, encoder, part, batch_size, max_new_tokens, desc), questions)
+
+
+def _generate(model, encoder: QAEncoder, questions: list[str], batch_size: int, max_new_tokens: int,
+              desc: str | None) -> list[str]:
     # Sorting by prompt length keeps padding (wasted compute) small; answers are put back in order.
     prompts = [encoder.prompt_ids(q) for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))

@@ -10,7 +10,12 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.eval.memorization import ExactMemorization, ExtractionStrength, MinKProbability
+from unlearn_bench.eval.distributed import sharded
+from unlearn_bench.eval.memorization import (
+    ExactMemorization,
+    ExtractionStrength,
+    MinKProbability,
+)
 from unlearn_bench.eval.tofu_metrics import AnswerProbability, TruthRatio
 from unlearn_bench.losses.terms import IGNORE_INDEX
 from unlearn_bench.model import evaluating
@@ -29,8 +34,12 @@ def answer_tokens(
     eos: bool = True,
 ) -> list[AnswerTokens]:
     """Teacher-forced scores of each answer's tokens (EOS included unless ``eos=False``) given its
-    question, in order."""
+    question, in order. Under DDP each rank scores a share."""
     rows = [encoder.encode(q, a, eos) for q, a in zip(questions, answers, strict=True)]
+    return sharded(lambda part: _answer_tokens(model, encoder, part, batch_size, desc), rows)
+
+
+def _answer_tokens(model, encoder: QAEncoder, rows: list[dict], batch_size: int, desc: str) -> list[AnswerTokens]:
     out: list[AnswerTokens] = []
     with evaluating(model):
         for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):

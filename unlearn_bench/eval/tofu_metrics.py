@@ -17,11 +17,14 @@ from torchmetrics.utilities import dim_zero_cat
 
 
 class PerItemMetric(Metric):
-    """A metric that keeps one value per item (``per_sample()``) and reduces them in ``compute``."""
+    """A metric that keeps one value per item (``per_sample()``) and reduces them in ``compute``.
+    Under DDP the eval gathers the samples across ranks before any update (eval/distributed.py),
+    so the states are not synced again on compute: that would count each sample once per rank."""
 
     full_state_update = False
 
     def __init__(self, **kwargs):
+        kwargs.setdefault("sync_on_compute", False)
         super().__init__(**kwargs)
         self.add_state("values", default=[], dist_reduce_fx="cat")
 
