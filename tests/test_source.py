@@ -24,10 +24,37 @@ def test_missing_split_lists_what_is_there(tmp_path):
         TofuSource(tmp_path).load("forget10")
 
 
-def test_missing_field_is_named(tmp_path):
-    (tmp_path / "forget10.json").write_text(json.dumps({"question": "Q?"}) + "\n")
-    with pytest.raises(ValueError, match=r"forget10 lacks the field\(s\) \['answer'\]"):
+@pytest.mark.parametrize("suffix", ["json", "parquet"])
+@pytest.mark.parametrize("rows, message", [
+    ([{"question": "Q?"}], r"forget10\.{suffix}: rows need the field\(s\) \['answer'\]"),
+    ([ROWS[0], {"question": "Q2?", "answer": None}], r"forget10\.{suffix}, row 1, field 'answer': missing"),
+    ([{**r, "perturbed_answer": "not a list"} for r in ROWS],
+     r"forget10\.{suffix}, row 0, field 'perturbed_answer': expected a list of strings"),
+], ids=["missing field", "missing value", "wrong type"])
+def test_a_malformed_file_names_the_file_row_and_field(tmp_path, suffix, rows, message):
+    if suffix == "json":
+        (tmp_path / "forget10.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        Dataset.from_list(rows).to_parquet(tmp_path / "forget10.parquet")
+    with pytest.raises(ValueError, match=message.format(suffix=suffix)):
         TofuSource(tmp_path).load("forget10")
+
+
+def test_a_wrong_type_in_one_row_is_named(tmp_path):
+    rows = [*ROWS, {"question": "Q3?", "answer": 7}]  # datasets loads the column as mixed JSON values
+    (tmp_path / "forget10.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"forget10\.json, row 2, field 'answer': expected a string, got 7"):
+        TofuSource(tmp_path).load("forget10")
+
+
+@pytest.mark.parametrize("content", ["", "[]"])
+def test_an_empty_split_is_named(tmp_path, content):
+    (tmp_path / "forget10.json").write_text(content)
+    with pytest.raises(ValueError, match=r"forget10\.json (is empty|holds no rows)"):
+        TofuSource(tmp_path).load("forget10")
+    Dataset.from_list(ROWS).select([]).to_parquet(tmp_path / "retain90.parquet")
+    with pytest.raises(ValueError, match=r"retain90\.parquet (is empty|holds no rows)"):
+        TofuSource(tmp_path).load("retain90")
 
 
 def test_a_local_path_that_does_not_exist_is_not_sent_to_the_hub(tmp_path):

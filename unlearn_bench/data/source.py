@@ -11,8 +11,11 @@ from datasets import Dataset, load_dataset
 
 from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data import synthetic
+from unlearn_bench.data.validation import STRING, STRINGS, check_rows
 
-REQUIRED_FIELDS = ("question", "answer")
+# A TOFU-format row: question and answer; eval splits add a paraphrase and perturbed answers.
+REQUIRED_FIELDS = {"question": STRING, "answer": STRING}
+OPTIONAL_FIELDS = {"paraphrased_answer": STRING, "perturbed_answer": STRINGS}
 
 
 class TofuSource:
@@ -28,36 +31,34 @@ class TofuSource:
         return {"path": self.path}
 
     def load(self, split: str) -> Dataset:
+        """A QA split, checked row by row (see :mod:`~unlearn_bench.data.validation`)."""
+        data, where = self.read(split)
+        return check_rows(data, where, REQUIRED_FIELDS, OPTIONAL_FIELDS)
+
+    def read(self, split: str) -> tuple[Dataset, str]:
+        """A split as stored, unchecked, and where it came from (the file, or hub id and split)."""
         folder = Path(self.path).expanduser()
         if folder.is_dir():
-            data = self._load_local(folder, split)
-        elif folder.exists() or self.path.startswith((".", "/", "~")):
+            return self._load_local(folder, split)
+        if folder.exists() or self.path.startswith((".", "/", "~")):
             raise FileNotFoundError(f"data path {self.path!r} is not a folder of TOFU-format files")
-        else:
-            data = load_dataset(self.path, name=split, split="train")
-        return _validated(data, f"{self.path}:{split}")
+        return load_dataset(self.path, name=split, split="train"), f"{self.path}:{split}"
 
-    def _load_local(self, folder: Path, split: str) -> Dataset:
+    def _load_local(self, folder: Path, split: str) -> tuple[Dataset, str]:
         for suffix, builder in ((".json", "json"), (".jsonl", "json"), (".parquet", "parquet")):
             file = folder / f"{split}{suffix}"
             if file.exists():
                 if file.stat().st_size == 0:  # datasets would raise a bare StopIteration
                     raise ValueError(f"{file} is empty")
-                return load_dataset(builder, data_files=str(file), split="train")
+                try:
+                    return load_dataset(builder, data_files=str(file), split="train"), str(file)
+                except ValueError as e:  # e.g. "[]": datasets finds no split at all
+                    raise ValueError(f"{file} holds no rows ({e})") from None
         found = sorted(p.stem for p in folder.iterdir() if p.suffix in (".json", ".jsonl", ".parquet"))
         raise FileNotFoundError(
             f"split {split!r} not found in {folder}: expected {split}.json, .jsonl or .parquet; "
             f"splits there: {found or 'none'}"
         )
-
-
-def _validated(data: Dataset, where: str) -> Dataset:
-    if len(data) == 0:
-        raise ValueError(f"{where} is empty")
-    missing = [f for f in REQUIRED_FIELDS if f not in data.column_names]
-    if missing:
-        raise ValueError(f"{where} lacks the field(s) {missing}; it has {data.column_names}")
-    return data
 
 
 class SyntheticTofu(TofuSource):
