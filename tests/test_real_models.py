@@ -70,7 +70,7 @@ def test_lora_trains_only_the_adapters_and_its_reference_is_the_model_before(che
     ids = torch.tensor([[1, 5, 9, 13, 2]])
     with torch.no_grad():
         before = model(input_ids=ids).logits
-    peft_model = with_lora(model, LORA)
+    peft_model = with_lora(model, LORA, "unlearn")
     trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
 
@@ -94,7 +94,8 @@ def test_lora_trains_only_the_adapters_and_its_reference_is_the_model_before(che
 
 def test_without_lora_the_reference_is_a_frozen_copy():
     model = LlamaForCausalLM(LlamaConfig(vocab_size=16, **TINY_SIZES))
-    assert with_lora(model, OmegaConf.create({"enabled": False})) is model
+    assert with_lora(model, OmegaConf.create({"enabled": False}), "unlearn") is model
+    assert with_lora(model, OmegaConf.create({**LORA, "stages": ["unlearn"]}), "finetune") is model
     reference = frozen_reference(model)
     assert reference is not model and not reference.training
     assert not any(p.requires_grad for p in reference.parameters())

@@ -25,7 +25,7 @@ from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, HashedTemplat
 from unlearn_bench.eval.distributed import world
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import score_kwargs, score_set
-from unlearn_bench.lora import merged, with_lora
+from unlearn_bench.lora import merged, uses_lora, with_lora
 from unlearn_bench.losses import NLL, ComposedLoss
 from unlearn_bench.model import base_model
 from unlearn_bench.module import ComposedLossModule
@@ -40,8 +40,11 @@ def cached_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
     cache, whether or not it has been built."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    if not uses_lora(cfg.model.lora, "finetune"):
+        model.pop("lora")  # unlearning-only LoRA leaves the fine-tuned models as they are
     spec = {
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "model": model,
         "data": source.fingerprint,
         "splits": list(cfg.data.finetune_splits[role]),
         "tokenizer_splits": list(cfg.data.finetune_splits.full),
@@ -79,7 +82,7 @@ def _finetune(cfg: DictConfig, source: TofuSource, role: str, folder: Path) -> N
     model, tokenizer = base_model(cfg.model, corpus, Path(cfg.paths.cache_dir) / "tokenizers")
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     train = concatenate_datasets([source.load(s).select_columns(["question", "answer"]) for s in splits])
-    model = with_lora(model, cfg.model.lora)
+    model = with_lora(model, cfg.model.lora, "finetune")
     fit_nll(model, encoder, train, cfg.finetune.batch_size, instantiate(cfg.finetune.optimizer), cfg.trainer,
             cfg.finetune.scheduler, cfg.finetune.warmup_ratio, max_epochs=cfg.finetune.epochs)
     model = merged(model)  # the cache holds plain models: unlearning adds its own adapters

@@ -8,9 +8,15 @@ import copy
 from torch import nn
 
 
-def with_lora(model: nn.Module, lora_cfg) -> nn.Module:
-    """``model`` with fresh LoRA adapters (only they train) if ``lora_cfg.enabled``, else as is."""
-    if not lora_cfg.enabled:
+def uses_lora(lora_cfg, stage: str) -> bool:
+    """Whether the ``stage`` (``finetune`` or ``unlearn``) trains LoRA adapters."""
+    return bool(lora_cfg.enabled) and stage in lora_cfg.get("stages", ("finetune", "unlearn"))
+
+
+def with_lora(model: nn.Module, lora_cfg, stage: str) -> nn.Module:
+    """``model`` with fresh LoRA adapters (only they train) if the config enables them for
+    ``stage``, else as is."""
+    if not uses_lora(lora_cfg, stage):
         return model
     try:
         from peft import LoraConfig, get_peft_model

@@ -62,7 +62,7 @@ def run_cell(cfg: DictConfig) -> dict:
     # 2. Unlearning: the method's loss over paired forget/retain batches.
     L.seed_everything(cfg.seed, workers=True)
     model, tokenizer = load_pretrained(full_dir, cfg.model)
-    model = with_lora(model, cfg.model.lora)  # with LoRA, only the adapters unlearn
+    model = with_lora(model, cfg.model.lora, "unlearn")  # with LoRA, only the adapters unlearn
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
     attack_stats, defense_stats, attacked = None, {}, set()
