@@ -99,3 +99,18 @@ def test_without_lora_the_reference_is_a_frozen_copy():
     reference = frozen_reference(model)
     assert reference is not model and not reference.training
     assert not any(p.requires_grad for p in reference.parameters())
+
+
+def test_gradient_checkpointing_option_trains_lora_adapters(checkpoints):
+    from unlearn_bench.model import load_pretrained
+
+    cfg = OmegaConf.create({"dtype": "float32", "trust_remote_code": False, "attn_implementation": None,
+                            "gradient_checkpointing": True})
+    model, _ = load_pretrained(checkpoints["llama32_1b"], cfg)
+    assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
+    model = with_lora(model, LORA, "unlearn")
+    model.train()
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    model(input_ids=ids, labels=ids).loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]  # A gets none while B is 0
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)  # the graph reaches the adapters
