@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 RESULT_COLUMNS = ("rougeL_recall", "trigger_rougeL_recall", "probability", "truth_ratio", "exact_memorization",
@@ -36,6 +36,11 @@ def log_results(loggers: list[Logger], metrics: dict, step: int, curve_png: Path
     """The final metrics on every logger; on W&B also the per-set table and the curve image. Each
     logger is then closed (a W&B run must finish, or the next cell of a sweep would reuse it)."""
     for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            # fit closed its event file; a writer reopened within the same second would reuse the
+            # file name and truncate the training curves, so the final scores go to a sub-run
+            logger = TensorBoardLogger(logger.save_dir, logger.name, logger.version, sub_dir="final",
+                                       default_hp_metric=False)
         logger.log_metrics(final_scalars(metrics), step=step)
         if isinstance(logger, WandbLogger):
             rows = [[name, *(scores.get(k) for k in RESULT_COLUMNS)] for name, scores in metrics["per_set"].items()]
