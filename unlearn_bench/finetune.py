@@ -22,8 +22,8 @@ from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import TofuSource
 from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, HashedTemplate
-from unlearn_bench.eval.distributed import world
 from unlearn_bench.datamodule import QADataModule
+from unlearn_bench.eval.distributed import world
 from unlearn_bench.eval.evaluate import score_kwargs, score_set
 from unlearn_bench.lora import merged, uses_lora, with_lora
 from unlearn_bench.losses import NLL, ComposedLoss
