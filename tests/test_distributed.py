@@ -80,3 +80,19 @@ def test_sharded_scores_each_item_once_and_gathers_in_order(tmp_path):
     assert runs[0]["seen"] == [0, 1, 2] and runs[1]["seen"] == [3, 4]  # contiguous shares, no overlap
     expected = ["0@0", "1@0", "2@0", "3@1", "4@1"]
     assert runs[0]["result"] == runs[1]["result"] == expected  # every rank ends with the whole list, in order
+
+
+@pytest.mark.parametrize("trainer, strategy", [("ddp", "DDPStrategy"), ("fsdp", "FSDPStrategy"),
+                                               ("deepspeed", "deepspeed_stage_2")])
+def test_the_multi_gpu_trainer_configs_compose(trainer, strategy):
+    from hydra import compose, initialize_config_module
+    from hydra.utils import instantiate
+
+    from unlearn_bench.resolvers import register_resolvers
+
+    register_resolvers()
+    with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
+        cfg = compose("config", overrides=[f"trainer={trainer}"])
+    assert (cfg.trainer.accelerator, cfg.trainer.precision, cfg.trainer.devices) == ("gpu", "bf16-mixed", "auto")
+    built = instantiate(cfg.trainer.strategy) if not isinstance(cfg.trainer.strategy, str) else cfg.trainer.strategy
+    assert (type(built).__name__ if not isinstance(built, str) else built) == strategy
