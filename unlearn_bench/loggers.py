@@ -35,19 +35,20 @@ def final_scalars(metrics: dict) -> dict[str, float]:
 def log_results(loggers: list[Logger], metrics: dict, step: int, curve_png: Path | None) -> None:
     """The final metrics on every logger; on W&B also the per-set table and the curve image. Each
     logger is then closed (a W&B run must finish, or the next cell of a sweep would reuse it)."""
+    scalars = final_scalars(metrics)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             # fit closed its event file; a writer reopened within the same second would reuse the
             # file name and truncate the training curves, so the final scores go to a sub-run
             logger = TensorBoardLogger(logger.save_dir, logger.name, logger.version, sub_dir="final",
                                        default_hp_metric=False)
-        logger.log_metrics(final_scalars(metrics), step=step)
+        logger.log_metrics(scalars, step=step)
         if isinstance(logger, WandbLogger):
             rows = [[name, *(scores.get(k) for k in RESULT_COLUMNS)] for name, scores in metrics["per_set"].items()]
             logger.log_table("results", columns=["set", *RESULT_COLUMNS], data=rows, step=step)
             if curve_png is not None:
                 logger.log_image("curve", [str(curve_png)], step=step)
-            logger.experiment.summary.update(final_scalars(metrics))
+            logger.experiment.summary.update(scalars)
         logger.finalize("success")
         if isinstance(logger, WandbLogger):
             logger.experiment.finish()

@@ -20,10 +20,6 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def is_global_zero() -> bool:
-    return world()[0] == 0
-
-
 def sharded(fn: Callable[[list[T]], list[R]], items: list[T]) -> list[R]:
     """``fn(items)``, computed a slice per rank and gathered; ``fn`` must map a list to a list of
     the same length whose elements pickle (move tensors to the CPU first)."""

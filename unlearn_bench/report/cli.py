@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from unlearn_bench.report.cells import Sweep, read_sweep
-from unlearn_bench.report.plots import plot_against, plot_curves, plot_utility
-from unlearn_bench.report.table import Table, build_table, to_csv, to_latex, to_markdown
+from unlearn_bench.report.plots import plot_against, plot_curves, plot_utility, row_label
+from unlearn_bench.report.table import Table, build_table, flat, to_csv, to_latex, to_markdown
 
 
 def not_reported(sweep: Sweep, root: Path) -> list[str]:
@@ -30,7 +30,8 @@ def write_plots(sweep: Sweep, table: Table, out: Path) -> list[Path]:
     curves: dict[str, list[Path]] = {}
     for cell in sweep.finished:
         if (cell.path / "curve.csv").is_file():
-            label = " ".join(f"{k.split('.')[-1]}={cell.overrides.get(k, '')}" for k in table.row_keys)
+            key = tuple(cell.overrides.get(k, "") for k in table.row_keys)
+            label = row_label(table.row_keys, key) if key else ""  # a single curve needs no legend
             curves.setdefault(label, []).append(cell.path / "curve.csv")
     if curves:
         plots.append(plot_curves(curves, out / "curves.png"))
@@ -62,9 +63,7 @@ def log_to_wandb(sweep: Sweep, table: Table, files: list[Path], out: Path, mode:
 
     logger = WandbLogger(project=sweep.project, group=sweep.name, name=f"{sweep.name}-report", job_type="report",
                          save_dir=str(out), mode=mode)
-    columns = [*table.row_keys, "n", *(f"{c.name} {s}" for c in table.columns for s in ("mean", "std"))]
-    data = [[*row.key, row.n, *(v for c in table.columns for v in (row.mean(c.name), row.std(c.name)))]
-            for row in table.rows]
+    columns, data = flat(table)
     logger.log_table("table", columns=columns, data=data)
     for png in (f for f in files if f.suffix == ".png"):
         logger.log_image(png.stem, [str(png)])

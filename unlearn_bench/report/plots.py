@@ -18,7 +18,7 @@ CURVE_SCORES = ("unlearn", "clean_utility", "trigger_utility")
 MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
-def _label(keys: list[str], values: tuple[str, ...]) -> str:
+def row_label(keys: list[str], values: tuple[str, ...]) -> str:
     return " ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, values)) or "all"
 
 
@@ -32,7 +32,7 @@ def plot_utility(table: Table, png: Path) -> Path:
     for row in table.rows:
         ax.errorbar(row.mean("Clean avg"), row.mean("Trigger avg"), xerr=row.std("Clean avg"),
                     yerr=row.std("Trigger avg"), fmt=MARKERS[last.index(row.key[-1:]) % len(MARKERS)], capsize=3,
-                    color=colours(blocks.index(row.key[:-1]) % colours.N), label=_label(table.row_keys, row.key))
+                    color=colours(blocks.index(row.key[:-1]) % colours.N), label=row_label(table.row_keys, row.key))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="clean utility", ylabel="trigger utility", xlim=(0, 1.02), ylim=(0, 1.02),
            title="trigger vs clean utility (mean ± std over seeds)")
@@ -54,7 +54,7 @@ def plot_against(table: Table, key: str, png: Path) -> Path:
         x = [float(r.key[i]) for r in rows]
         for ax, col in zip(axes, ("Unlearn", "Clean avg", "Trigger avg")):
             ax.errorbar(x, [r.mean(col) for r in rows], yerr=[r.std(col) for r in rows], marker="o", capsize=3,
-                        label=_label(others, group))
+                        label=row_label(others, group))
             ax.set(xlabel=key, title=col)
     axes[0].legend(fontsize=7)
     return _save(fig, png)

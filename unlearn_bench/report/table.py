@@ -142,12 +142,17 @@ def to_latex(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_csv(table: Table) -> str:
-    """Plain numbers: each column's mean and std, for other tools."""
+def flat(table: Table) -> tuple[list[str], list[list]]:
+    """Header and rows of plain numbers: the row keys, n, then each column's mean and std."""
     header = [*table.row_keys, "n", *(f"{c.name} {stat}" for c in table.columns for stat in ("mean", "std"))]
-    lines = [",".join(header)]
-    for row in table.rows:
-        stats = [v for c in table.columns for v in (row.mean(c.name), row.std(c.name))]
-        values = [f"{v:.6f}" if v is not None else "" for v in stats]
-        lines.append(",".join([*row.key, str(row.n), *values]))
-    return "\n".join(lines) + "\n"
+    rows = [[*row.key, row.n, *(v for c in table.columns for v in (row.mean(c.name), row.std(c.name)))]
+            for row in table.rows]
+    return header, rows
+
+
+def to_csv(table: Table) -> str:
+    """Plain numbers, for other tools."""
+    header, rows = flat(table)
+    keys = len(table.row_keys) + 1  # the row keys and n, written as they are
+    cells = lambda row: [str(v) for v in row[:keys]] + [f"{v:.6f}" if v is not None else "" for v in row[keys:]]  # noqa: E731
+    return "\n".join([",".join(header), *(",".join(cells(row)) for row in rows)]) + "\n"
