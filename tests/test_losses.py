@@ -25,13 +25,15 @@ class Bigram(torch.nn.Module):
         if not uniform:
             w[0, 1] = math.log(3)  # p(1 | 0) = 3/5
             w[2, 0] = math.log(2)  # p(0 | 2) = 2/4; p(2 | 1) = 1/3 (row of zeros)
-        self.w, self.calls = torch.nn.Parameter(w), 0
+        self.w, self.calls, self.hidden_requests = torch.nn.Parameter(w), 0, []
 
     def forward(self, input_ids, attention_mask, output_hidden_states=False):
         self.calls += 1
+        self.hidden_requests.append(output_hidden_states)
         embeddings = torch.nn.functional.one_hot(input_ids, 3).float()
-        # one "decoder layer" whose output is the logits themselves
-        return SimpleNamespace(logits=self.w[input_ids], hidden_states=(embeddings, self.w[input_ids]))
+        # one "decoder layer" whose output is the logits themselves; None unless asked, as in transformers
+        hidden = (embeddings, self.w[input_ids]) if output_hidden_states else None
+        return SimpleNamespace(logits=self.w[input_ids], hidden_states=hidden)
 
 
 def batch(ids, labels):
@@ -87,6 +89,17 @@ def test_terms_on_one_split_share_one_forward_pass():
     total, _ = loss(model, {"forget": FORGET})
     assert model.calls == 1
     assert total.item() == pytest.approx(0.5 * (NLL_A + NLL_B) / 2)
+
+
+@pytest.mark.parametrize("terms, hidden", [
+    ({"f": NegativeNLL("forget"), "r": NLL("retain")}, False),
+    ({"f": NPO("forget"), "r": KL("retain")}, False),
+    ({"f": RMUMisdirect("forget", layer=1, steering_coeff=1.0), "r": NLL("retain")}, True),
+], ids=["gd", "npo+kl", "rmu"])
+def test_hidden_states_are_requested_only_when_a_term_reads_them(terms, hidden):
+    model = Bigram()
+    ComposedLoss(terms)(model, {"forget": FORGET, "retain": RETAIN}, Bigram())
+    assert model.hidden_requests == [hidden, hidden]  # one forward per split
 
 
 def test_a_term_on_a_missing_split_names_the_split():

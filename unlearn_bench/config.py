@@ -53,6 +53,16 @@ class StageConfig:
 
 
 @dataclass
+class FinetuneConfig(StageConfig):
+    """The fine-tune stage, or the published checkpoints that replace it."""
+
+    # A hub id or save_pretrained folder of an already fine-tuned model (e.g. open-unlearning's
+    # TOFU "full" and "retain" checkpoints); set, that model is used and not trained.
+    full_model: Any = None
+    retain_model: Any = None
+
+
+@dataclass
 class EvalConfig:
     """Greedy generation for the ROUGE-L scores."""
 
@@ -128,12 +138,30 @@ class RetainFinetuneConfig:
         _check_optimizer(where, self.optimizer)
 
 
-SCHEMAS = {"finetune": StageConfig, "unlearn": StageConfig, "eval": EvalConfig, "data": DataConfig}
+SCHEMAS = {"finetune": FinetuneConfig, "unlearn": StageConfig, "eval": EvalConfig, "data": DataConfig}
 OPTIONAL_SCHEMAS = {"defense.retain_finetune": RetainFinetuneConfig}
+
+
+def check_strategy(trainer_cfg: DictConfig) -> None:
+    """Refuse strategies that leave the trained weights sharded across ranks (FSDP, DeepSpeed
+    ZeRO-3): every eval of a cell runs on the training device with full weights, and gathering
+    them for generation is not implemented, so such a run would fail only after training."""
+    strategy = trainer_cfg.get("strategy")
+    spec = OmegaConf.to_container(strategy, resolve=True) if isinstance(strategy, DictConfig) else strategy
+    name = str(spec.get("_target_", "") if isinstance(spec, dict) else spec or "").lower()
+    stage = spec.get("stage") if isinstance(spec, dict) else None
+    if "fsdp" in name or "stage_3" in name or ("deepspeed" in name and stage == 3):
+        raise ConfigError(
+            f"trainer.strategy={name!r} shards the weights across GPUs, and evaluating a sharded model is not "
+            "supported (every eval runs on the training device with full weights). For models whose full "
+            "fine-tuning does not fit one GPU use trainer=deepspeed (ZeRO-2: optimiser state and gradients "
+            "sharded, weights whole), or model.lora.enabled=true with trainer=gpu or trainer=ddp")
 
 
 def validate(cfg: DictConfig) -> None:
     """Check each plain section against its schema; raise one readable :class:`ConfigError`."""
+    if "trainer" in cfg:
+        check_strategy(cfg.trainer)
     schemas = dict(SCHEMAS)
     schemas |= {key: schema for key, schema in OPTIONAL_SCHEMAS.items() if OmegaConf.select(cfg, key) is not None}
     for key, schema in schemas.items():

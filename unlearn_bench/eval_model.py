@@ -33,22 +33,27 @@ def evaluate_saved(cfg: DictConfig) -> dict:
     validate(cfg)
     model_dir = existing_model_path(cfg.model_dir, "model_dir")
     source = instantiate(cfg.data.source)
-    retain_dir = existing_model_path(cfg.retain_model_dir, "retain_model_dir") if cfg.retain_model_dir else None
-    if retain_dir is None:
+    retain_dir = cfg.retain_model_dir or cfg.finetune.retain_model
+    if retain_dir:
+        retain_dir = existing_model_path(retain_dir, "retain_model_dir")
+    else:
         retain_dir = cached_model_dir(cfg, source, "retain")
         if not retain_dir.is_dir():
             log.warning("No retain model in the cache for this config (%s): forget quality and the membership "
                         "inference are skipped; pass retain_model_dir=PATH to score them.", retain_dir)
             retain_dir = None
 
+    # The device a cell of this trainer config would train and evaluate on.
+    device = instantiate(cfg.trainer, logger=False).strategy.root_device
     model, tokenizer = load_pretrained(model_dir, cfg.model)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
-    load_retain = (lambda: load_pretrained(retain_dir, cfg.model)[0]) if retain_dir else None
+    load_retain = (lambda: load_pretrained(retain_dir, cfg.model)[0].to(device)) if retain_dir else None
     metrics = {
-        **evaluate_model(model, encoder, cfg.eval, cfg.data, load_eval_data(cfg.data, source), load_retain),
+        **evaluate_model(model.to(device), encoder, cfg.eval, cfg.data, load_eval_data(cfg.data, source), load_retain),
         "model_dir": str(model_dir),
         "retain_model_dir": str(retain_dir) if retain_dir else None,
         "config": {"model": cfg.model.name, "data": cfg.data.name},
+        "eval_device": str(device),
         "wall_seconds": round(time.time() - start, 2),
     }
     output_dir = Path(cfg.paths.output_dir)

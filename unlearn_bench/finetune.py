@@ -1,5 +1,6 @@
 """Fine-tune stage: the "full" model (all data, like TOFU's full model) and the "retain" model
-(without the forget authors, the reference for forget quality), each trained once and cached.
+(without the forget authors, the reference for forget quality), each trained once and cached, or
+given as published checkpoints (``finetune.full_model`` / ``finetune.retain_model``).
 
 The cache key hashes the model, data and fine-tune config, so every sweep cell that shares them
 reuses the same checkpoint, and a changed config can never pick up a stale one.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -21,18 +23,18 @@ from omegaconf import DictConfig, OmegaConf
 from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import TofuSource
-from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, HashedTemplate
+from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.distributed import world
 from unlearn_bench.eval.evaluate import score_kwargs, score_set
 from unlearn_bench.lora import merged, uses_lora, with_lora
 from unlearn_bench.losses import NLL, ComposedLoss
-from unlearn_bench.model import base_model
+from unlearn_bench.model import base_model, existing_model_path
 from unlearn_bench.module import ComposedLossModule
 
 log = logging.getLogger(__name__)
 ROLES = ("full", "retain")
-BASE_EVAL_FILE = "finetune_eval.json"
+GIVEN_KEYS = ("full_model", "retain_model")  # published checkpoints: not part of the fine-tune's cache key
 
 
 def cached_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
@@ -48,16 +50,28 @@ def cached_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
         "data": source.fingerprint,
         "splits": list(cfg.data.finetune_splits[role]),
         "tokenizer_splits": list(cfg.data.finetune_splits.full),
-        "finetune": OmegaConf.to_container(cfg.finetune, resolve=True),
+        "finetune": {k: v for k, v in OmegaConf.to_container(cfg.finetune, resolve=True).items()
+                     if k not in GIVEN_KEYS},
         "precision": str(cfg.trainer.get("precision")),
     }
     return Path(cfg.paths.cache_dir) / "models" / f"{cfg.model.name}-{role}-{cache_key(spec)}"
 
 
-def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
-    """Folder of the fine-tuned ``role`` model (``save_pretrained`` format), training it if absent.
-    A file lock makes cells running in parallel (joblib, SLURM) wait for one builder; the ranks of
-    one data-parallel cell build it together instead (a lock would deadlock them)."""
+def given_model(cfg: DictConfig, role: str) -> str | None:
+    """The published checkpoint given for ``role`` (``finetune.<role>_model``), if any."""
+    given = cfg.finetune.get(f"{role}_model")
+    return existing_model_path(given, f"finetune.{role}_model") if given else None
+
+
+def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> str | Path:
+    """The fine-tuned ``role`` model: the given checkpoint (a hub id or folder), else the cache's
+    folder (``save_pretrained`` format), training it if absent. A file lock makes cells running in
+    parallel (joblib, SLURM) wait for one builder; the ranks of one data-parallel cell build it
+    together instead (a lock would deadlock them)."""
+    given = given_model(cfg, role)
+    if given is not None:
+        log.info("Using the given %s model %s (finetune.%s_model): no fine-tuning", role, given, role)
+        return given
     folder = cached_model_dir(cfg, source, role)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with nullcontext() if data_parallel(cfg.trainer) else FileLock(f"{folder}.lock"):
@@ -90,9 +104,6 @@ def _finetune(cfg: DictConfig, source: TofuSource, role: str, folder: Path) -> N
     with building(folder) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if role == "full":
-            report = base_eval(model, encoder, source, cfg)
-            (tmp / BASE_EVAL_FILE).write_text(json.dumps(report, indent=2))
 
 
 def fit_nll(model, encoder: QAEncoder, data: Dataset, batch_size: int, optimizer, trainer_cfg: DictConfig,
@@ -105,15 +116,25 @@ def fit_nll(model, encoder: QAEncoder, data: Dataset, batch_size: int, optimizer
     return trainer.global_step
 
 
-def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig) -> dict:
-    """How well the fine-tuned model knows the data before unlearning: ROUGE-L recall on the
-    forget and retain sets, plain and wrapped in the default attack templates (one per question,
-    chosen by a hash of the question so it is stable)."""
-
+def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig, model_id: str | Path) -> dict:
+    """How well the fine-tuned model ``model_id`` knows the data before unlearning: ROUGE-L recall
+    on the forget and utility sets, plain and with the trigger templates (``eval.trigger_templates``).
+    Cached per (model, data, eval settings), so a quick run with other eval settings never sets the
+    ``base_model`` numbers of later cells."""
+    names = [cfg.data.forget_set, *cfg.data.utility_sets]
+    spec = {
+        "model": str(model_id),
+        "loading": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
+        "data": source.fingerprint,
+        "sets": {name: cfg.data.eval_sets[name] for name in names},
+        "eval": score_kwargs(cfg.eval) | {"trigger_templates": list(cfg.eval.trigger_templates)},
+    }
+    file = Path(cfg.paths.cache_dir) / "base_eval" / f"{cfg.model.name}-{cache_key(spec)}.json"
+    if file.is_file():
+        return json.loads(file.read_text())
+    kwargs, templated = score_kwargs(cfg.eval), HashedTemplate(cfg.eval.trigger_templates)
     report = {}
-    kwargs = score_kwargs(cfg.eval)
-    templated = HashedTemplate(DEFAULT_ATTACK_TEMPLATES)
-    for name in (cfg.data.forget_set, *cfg.data.utility_sets):
+    for name in names:
         data = source.load(cfg.data.eval_sets[name])
         report[name] = {
             "plain": score_set(model, encoder, data, desc=f"base {name}", **kwargs)["rougeL_recall"],
@@ -121,12 +142,11 @@ def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig) ->
                 "rougeL_recall"
             ],
         }
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")  # complete or absent, even with ranks writing at once
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(file)
     return report
-
-
-def read_base_eval(folder: Path) -> dict | None:
-    file = Path(folder) / BASE_EVAL_FILE
-    return json.loads(file.read_text()) if file.exists() else None
 
 
 def _texts(datasets) -> list[str]:

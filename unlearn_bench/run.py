@@ -26,7 +26,7 @@ from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.defenses import finetune_on_retain
 from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
-from unlearn_bench.finetune import finetuned_model_dir, read_base_eval
+from unlearn_bench.finetune import base_eval, finetuned_model_dir
 from unlearn_bench.loggers import log_config, log_results
 from unlearn_bench.lora import with_lora
 from unlearn_bench.losses import ComposedLoss
@@ -53,17 +53,39 @@ def run_cell(cfg: DictConfig) -> dict:
         return done
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    # 1. The fine-tuned models, trained once per (model, data, fine-tune) config and cached.
+    # 1. The fine-tuned models: given (published checkpoints) or trained once per (model, data,
+    #    fine-tune) config and cached.
     source = instantiate(cfg.data.source)
     eval_data = load_eval_data(cfg.data, source)  # before training: a missing set fails early
     full_dir = finetuned_model_dir(cfg, source, "full")
     retain_dir = finetuned_model_dir(cfg, source, "retain")  # the reference for forget quality
 
-    # 2. Unlearning: the method's loss over paired forget/retain batches.
+    # 2. Unlearning: the method's loss over paired forget/retain batches, on the trainer's device.
+    #    Every eval of the cell runs on that device too (Lightning moves the model back to the CPU
+    #    when fit ends, so it is moved to the device again before each eval).
     L.seed_everything(cfg.seed, workers=True)
     model, tokenizer = load_pretrained(full_dir, cfg.model)
-    model = with_lora(model, cfg.model.lora, "unlearn")  # with LoRA, only the adapters unlearn
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
+    eval_sets = eval_data.eval_sets
+    callbacks = []
+    if cfg.unlearn.stop_at_unlearn is not None:
+        callbacks.append(StopAtUnlearn(
+            encoder, eval_sets[cfg.data.forget_set], cfg.unlearn.stop_at_unlearn,
+            cfg.unlearn.stop_check_every_n_steps, cfg.eval.batch_size, cfg.eval.max_new_tokens,
+        ))
+    if cfg.eval.curve_every_n_steps is not None:
+        callbacks.append(EvalCurve(
+            encoder, eval_sets[cfg.data.forget_set], [eval_sets[s] for s in cfg.data.utility_sets],
+            HashedTemplate(cfg.eval.trigger_templates), output_dir / "curve.csv", cfg.eval.curve_every_n_steps,
+            cfg.eval.curve_max_samples, cfg.eval.batch_size, cfg.eval.max_new_tokens,
+        ))
+    loggers = [instantiate(cfg.logger)] if cfg.logger else []
+    log_config(loggers, cfg)
+    trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
+    device = trainer.strategy.root_device
+    model.to(device)
+    base_scores = base_eval(model, encoder, source, cfg, full_dir)
+    model = with_lora(model, cfg.model.lora, "unlearn")  # with LoRA, only the adapters unlearn
     forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
     attack_stats, defense_stats, attacked = None, {}, set()
     if attack is not None:
@@ -87,22 +109,6 @@ def run_cell(cfg: DictConfig) -> dict:
     module = ComposedLossModule(
         model, loss, instantiate(cfg.unlearn.optimizer), cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio
     )
-    callbacks = []
-    eval_sets = eval_data.eval_sets
-    if cfg.unlearn.stop_at_unlearn is not None:
-        callbacks.append(StopAtUnlearn(
-            encoder, eval_sets[cfg.data.forget_set], cfg.unlearn.stop_at_unlearn,
-            cfg.unlearn.stop_check_every_n_steps, cfg.eval.batch_size, cfg.eval.max_new_tokens,
-        ))
-    if cfg.eval.curve_every_n_steps is not None:
-        callbacks.append(EvalCurve(
-            encoder, eval_sets[cfg.data.forget_set], [eval_sets[s] for s in cfg.data.utility_sets],
-            HashedTemplate(cfg.eval.trigger_templates), output_dir / "curve.csv", cfg.eval.curve_every_n_steps,
-            cfg.eval.curve_max_samples, cfg.eval.batch_size, cfg.eval.max_new_tokens,
-        ))
-    loggers = [instantiate(cfg.logger)] if cfg.logger else []
-    log_config(loggers, cfg)
-    trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
     trainer.fit(module, datamodule)
     if cfg.defense.get("retain_finetune"):
         defense_stats["retain_finetune_steps"] = finetune_on_retain(
@@ -111,16 +117,18 @@ def run_cell(cfg: DictConfig) -> dict:
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set, the utility sets again with
     #    benign trigger templates on the prompts; TOFU's likelihood metrics, memorisation and
     #    multiple-choice accuracy. Forget quality and the membership inference compare with the
-    #    retain model (which never saw the forget set), from the fine-tune cache.
+    #    retain model (which never saw the forget set).
+    model.to(device)
     metrics = {
         **evaluate_model(model, encoder, cfg.eval, cfg.data, eval_data,
-                         lambda: load_pretrained(retain_dir, cfg.model)[0]),
+                         lambda: load_pretrained(retain_dir, cfg.model)[0].to(device)),
         "attack": attack_stats,
         "defense": defense_stats or None,
         "unlearn_steps": trainer.global_step,
-        "base_model": read_base_eval(full_dir),
+        "base_model": base_scores,
         "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
         | {"seed": cfg.seed},
+        "eval_device": str(device),
         "wall_seconds": round(time.time() - start, 2),
         "config_hash": config_hash(cfg),
     }
@@ -206,7 +214,7 @@ def main(cfg: DictConfig) -> None:
     except torch.cuda.OutOfMemoryError:
         raise SystemExit(f"Out of GPU memory with model={cfg.model.name}. Try model.lora.enabled=true, "
                          "model.gradient_checkpointing=true, a smaller unlearn.batch_size with "
-                         "trainer.accumulate_grad_batches, or trainer=fsdp over several GPUs.") from None
+                         "trainer.accumulate_grad_batches, or trainer=deepspeed (ZeRO-2) over several GPUs.") from None
 
 
 if __name__ == "__main__":

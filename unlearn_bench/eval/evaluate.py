@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Mapping, NamedTuple
 
 import torch
@@ -19,25 +20,43 @@ from unlearn_bench.eval.multiple_choice import score_multiple_choice
 from unlearn_bench.eval.rouge import RougeLRecall
 from unlearn_bench.eval.tofu_metrics import forget_quality, model_utility
 
+log = logging.getLogger(__name__)
+
 
 def score_set(
     model, encoder: QAEncoder, data: Dataset, batch_size: int, max_new_tokens: int,
     max_samples: int | None = None, rewrite: Callable[[str], str] | None = None, desc: str | None = "eval",
 ) -> dict:
     """ROUGE-L recall of greedy answers on ``data``; ``rewrite`` transforms each question first.
-    A set with a ``probe`` column (RWKU-style probes) also gets the recall per probe type."""
+    A set with a ``probe`` column (RWKU-style probes) also gets the recall per probe type.
+
+    Generation stops at ``max_new_tokens``, raised to fit the set's longest reference answer (a cap
+    below it would cut answers and lower recall silently); ``at_cap`` is the share of answers that
+    hit the cap without an end-of-sequence token, with a warning above 25%."""
     if max_samples is not None:
         data = data.select(range(min(max_samples, len(data))))
     questions = [rewrite(q) if rewrite else q for q in data["question"]]
-    answers = generate_answers(model, encoder, questions, batch_size, max_new_tokens, desc=desc)
+    cap = max(max_new_tokens, longest_answer(encoder, data["answer"]))
+    answers = generate_answers(model, encoder, questions, batch_size, cap, desc=desc)
     metric = RougeLRecall()
-    metric.update(answers, data["answer"])
-    scores = {"rougeL_recall": float(metric.compute()), "n": len(data)}
+    metric.update([a.text for a in answers], data["answer"])
+    at_cap = sum(a.at_cap for a in answers) / max(len(answers), 1)
+    if at_cap > 0.25 and desc is not None:
+        log.warning("%s: %.0f%% of the greedy answers stopped at the cap of %d new tokens without an end-of-sequence "
+                    "token; if they are cut-off answers rather than rambling, ROUGE-L recall is underestimated: "
+                    "raise eval.max_new_tokens", desc, 100 * at_cap, cap)
+    scores = {"rougeL_recall": float(metric.compute()), "n": len(data), "max_new_tokens": cap, "at_cap": at_cap}
     if "probe" in data.column_names:
         recall, probes = metric.per_sample(), data["probe"]
         scores["rougeL_recall_by_probe"] = {
             p: recall[[i for i, q in enumerate(probes) if q == p]].mean().item() for p in sorted(set(probes))}
     return scores
+
+
+def longest_answer(encoder: QAEncoder, answers: list[str]) -> int:
+    """Tokens of the longest reference answer, end-of-sequence included."""
+    return max((len(ids) + 1 for ids in encoder.tokenizer(list(answers), add_special_tokens=False).input_ids),
+               default=0)
 
 
 def score_eval_sets(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from tqdm.auto import tqdm
 
 from unlearn_bench.data.qa import QAEncoder
@@ -9,21 +11,28 @@ from unlearn_bench.eval.distributed import sharded
 from unlearn_bench.model import evaluating
 
 
+class Answer(NamedTuple):
+    """A greedy answer, and whether it stopped at ``max_new_tokens`` without an end-of-sequence token."""
+
+    text: str
+    at_cap: bool
+
+
 def generate_answers(
     model, encoder: QAEncoder, questions: list[str], batch_size: int = 64, max_new_tokens: int = 48,
     desc: str | None = "generate",
-) -> list[str]:
+) -> list[Answer]:
     """The model's greedy answer to each question, in the order given; ``desc=None`` hides the
     progress bar (for frequent checks inside training). Under DDP each rank answers a share."""
     return sharded(lambda part: _generate(model, encoder, part, batch_size, max_new_tokens, desc), questions)
 
 
 def _generate(model, encoder: QAEncoder, questions: list[str], batch_size: int, max_new_tokens: int,
-              desc: str | None) -> list[str]:
+              desc: str | None) -> list[Answer]:
     # Sorting by prompt length keeps padding (wasted compute) small; answers are put back in order.
     prompts = [encoder.prompt_ids(q) for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    answers: list[str] = [""] * len(prompts)
+    answers: list[Answer] = [Answer("", False)] * len(prompts)
     tokenizer = encoder.tokenizer
     with evaluating(model):
         for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False, disable=desc is None):
@@ -41,5 +50,6 @@ def _generate(model, encoder: QAEncoder, questions: list[str], batch_size: int, 
             )
             width = batch["input_ids"].shape[1]
             for i, row in zip(idx, out[:, width:]):
-                answers[i] = encoder.decode_answer(row)
+                at_cap = len(row) == max_new_tokens and not (row == tokenizer.eos_token_id).any().item()
+                answers[i] = Answer(encoder.decode_answer(row), at_cap)
     return answers

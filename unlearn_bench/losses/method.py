@@ -7,7 +7,7 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from unlearn_bench.losses.terms import IGNORE_INDEX, LossTerm, answer_nll
+from unlearn_bench.losses.terms import IGNORE_INDEX, LossTerm, answer_nll, per_sample_sum
 
 
 class ForwardCache:
@@ -15,13 +15,14 @@ class ForwardCache:
 
     ``which`` is ``"model"`` (the one being trained) or ``"reference"`` (frozen, no gradient).
     Per-position tensors are over *prediction positions*: position t predicts token t+1, and
-    :meth:`answer_mask` marks the positions that predict an answer token.
+    :meth:`answer_mask` marks the positions that predict an answer token. Hidden states are
+    requested from the model only if ``hidden_states`` (a term reads them, e.g. RMU's).
     """
 
     def __init__(self, model: nn.Module, batch: Mapping[str, Mapping[str, Tensor]],
-                 reference: nn.Module | None = None):
+                 reference: nn.Module | None = None, hidden_states: bool = False):
         self.models = {"model": model, "reference": reference}
-        self.batch = batch
+        self.batch, self.hidden_states = batch, hidden_states
         self._outputs: dict[tuple[str, str], object] = {}
         self._nll: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
 
@@ -36,7 +37,8 @@ class ForwardCache:
             inputs = self.batch[split]
             with torch.set_grad_enabled(which == "model" and torch.is_grad_enabled()):
                 self._outputs[which, split] = model(
-                    input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], output_hidden_states=True
+                    input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                    output_hidden_states=self.hidden_states,
                 )
         return self._outputs[which, split]
 
@@ -44,9 +46,20 @@ class ForwardCache:
         """``[batch, seq-1]``: True where the position predicts an answer token."""
         return self.batch[split]["labels"][:, 1:] != IGNORE_INDEX
 
-    def log_probs(self, which: str, split: str) -> Tensor:
-        """``[batch, seq-1, vocab]`` next-token log-probabilities."""
-        return torch.log_softmax(self.outputs(which, split).logits[:, :-1].float(), dim=-1)
+    def answer_positions(self, split: str) -> tuple[Tensor, Tensor]:
+        """(rows, positions) of the prediction positions that predict an answer token."""
+        return self.answer_mask(split).nonzero(as_tuple=True)
+
+    def answer_log_probs(self, which: str, split: str) -> Tensor:
+        """``[answer tokens, vocab]`` float32 next-token log-probabilities at the answer-predicting
+        positions only (prompt and padding positions never get a full-vocabulary float32 copy)."""
+        rows, cols = self.answer_positions(split)
+        return torch.log_softmax(self.outputs(which, split).logits[rows, cols].float(), dim=-1)
+
+    def per_sample_mean(self, values: Tensor, split: str) -> Tensor:
+        """``[batch]`` mean over each sample's answer tokens of per-answer-token ``values``."""
+        mask = self.answer_mask(split)
+        return per_sample_sum(values, *self.answer_positions(split), mask.shape) / mask.sum(1).clamp(min=1)
 
     def hidden(self, which: str, split: str, layer: int) -> Tensor:
         """``[batch, seq-1, hidden]`` output of decoder layer ``layer`` (0 = embeddings)."""
@@ -100,8 +113,12 @@ class ComposedLoss(nn.Module):
     def needs_reference(self) -> bool:
         return any(term.needs_reference for term in self.terms.values())
 
+    @property
+    def needs_hidden_states(self) -> bool:
+        return any(term.needs_hidden_states for term in self.terms.values())
+
     def forward(self, model: nn.Module, batch, reference: nn.Module | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        cache = ForwardCache(model, batch, reference)
+        cache = ForwardCache(model, batch, reference, self.needs_hidden_states)
         parts = {name: term(cache) for name, term in self.terms.items()}
         total = sum(self.terms[name].weight * value for name, value in parts.items())
         return total, parts

@@ -16,6 +16,8 @@ def _masked_mse(hidden: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 
 
 class _LayerTerm(LossTerm):
+    needs_hidden_states = True
+
     def __init__(self, split: str, layer: int, weight: float = 1.0):
         super().__init__(split, weight)
         if layer < 1:

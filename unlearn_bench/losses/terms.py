@@ -8,6 +8,7 @@ every term sees answer tokens only."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 IGNORE_INDEX = -100
@@ -17,14 +18,22 @@ def answer_nll(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Per-sample summed negative log-likelihood of the answer tokens, and their count.
 
     Σ_t -log p(y_i,t | x_i, y_i,<t), with logits at position t predicting token t+1 (the usual
-    causal shift); both of shape ``[batch]``.
+    causal shift); both of shape ``[batch]``. Only the answer-predicting positions are taken to
+    float32: at a 128k vocabulary a float32 copy of every position (prompt and padding included)
+    would be the largest tensor of a training step.
     """
-    logits, labels = logits[:, :-1].float(), labels[:, 1:]
-    mask = labels != IGNORE_INDEX
-    token_nll = nn.functional.cross_entropy(
-        logits.transpose(1, 2), labels.masked_fill(~mask, 0), reduction="none"
-    )
-    return (token_nll * mask).sum(1), mask.sum(1)
+    labels = labels[:, 1:]
+    rows, cols = (labels != IGNORE_INDEX).nonzero(as_tuple=True)
+    token_nll = nn.functional.cross_entropy(logits[rows, cols].float(), labels[rows, cols], reduction="none")
+    return per_sample_sum(token_nll, rows, cols, labels.shape), (labels != IGNORE_INDEX).sum(1)
+
+
+def per_sample_sum(values: Tensor, rows: Tensor, cols: Tensor, shape: torch.Size) -> Tensor:
+    """``[batch]`` sums of per-position ``values`` given at positions ``(rows, cols)`` of ``shape``
+    (scattered into zeros without accumulation, so it stays deterministic on CUDA)."""
+    dense = values.new_zeros(shape)
+    dense[rows, cols] = values
+    return dense.sum(1)
 
 
 def sequence_nll(logits: Tensor, labels: Tensor) -> Tensor:
@@ -38,6 +47,7 @@ class LossTerm(nn.Module):
     """A term of an unlearning objective on one split (``forget``, ``retain``, ...)."""
 
     needs_reference = False  # True: reads the frozen reference model (the model before unlearning)
+    needs_hidden_states = False  # True: reads decoder-layer activations (the forward then returns them all)
 
     def __init__(self, split: str, weight: float = 1.0):
         super().__init__()
@@ -83,7 +93,6 @@ class KL(LossTerm):
     needs_reference = True
 
     def forward(self, cache) -> Tensor:
-        log_p, log_ref = cache.log_probs("model", self.split), cache.log_probs("reference", self.split)
+        log_p, log_ref = cache.answer_log_probs("model", self.split), cache.answer_log_probs("reference", self.split)
         token_kl = (log_ref.exp() * (log_ref - log_p)).sum(-1)
-        mask = cache.answer_mask(self.split)
-        return ((token_kl * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+        return cache.per_sample_mean(token_kl, self.split).mean()
