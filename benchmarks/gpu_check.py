@@ -14,7 +14,7 @@ locally trained tokenizer and given as published checkpoints (``finetune.full_mo
     python benchmarks/gpu_check.py               # one CUDA GPU; under 8 minutes on an H100
     python benchmarks/gpu_check.py --cpu         # tiny shapes on the CPU (the test suite runs this)
 
-It ends with one line per model: ``model=... eval_device=... lightning/bare=... gen_tokens_per_s=...
+It ends with one line per model: ``gpu_check model=... eval_device=... lightning/bare=... gen_tokens_per_s=...
 peak_gib=... estimate_gib=...``.
 """
 
@@ -75,6 +75,11 @@ def build_checkpoint(name: str, shape: dict, vocab: int, tokenizer, folder: Path
     del model
     free()
     return n_params
+
+
+def gib(values: dict[str, int]) -> str:
+    """``{"gd":1.5,"npo":2.0}``: bytes per method in GiB, without spaces (one field of the summary line)."""
+    return json.dumps({k: round(v / 2**30, 1) for k, v in values.items()}, separators=(",", ":"))
 
 
 def free() -> None:
@@ -242,9 +247,8 @@ def main() -> None:
             gen_rate = generated / elapsed
             print(f"generation: {len(questions)} answers x {new_tokens} new tokens, {at_cap} ran to the cap, "
                   f"{gen_rate:.0f} tokens/s")
-            summary.append(f"model={name} lora={lora} eval_device={','.join(sorted(devices))} lightning/bare={ratio:.2f} "
-                           f"gen_tokens_per_s={gen_rate:.0f} peak_gib={json.dumps({m: round(p / 2**30, 1) for m, p in peaks.items()})} "
-                           f"estimate_gib={json.dumps({m: round(e / 2**30, 1) for m, e in estimates.items()})}")
+            summary.append(f"gpu_check model={name} lora={lora} eval_device={','.join(sorted(devices))} lightning/bare={ratio:.2f} "
+                           f"gen_tokens_per_s={gen_rate:.0f} peak_gib={gib(peaks)} estimate_gib={gib(estimates)}")
             del model
             free()
     print("\n" + "\n".join(summary))

@@ -82,8 +82,7 @@ def test_sharded_scores_each_item_once_and_gathers_in_order(tmp_path):
     assert runs[0]["result"] == runs[1]["result"] == expected  # every rank ends with the whole list, in order
 
 
-@pytest.mark.parametrize("trainer, strategy", [("ddp", "DDPStrategy"), ("fsdp", "FSDPStrategy"),
-                                               ("deepspeed", "deepspeed_stage_2")])
+@pytest.mark.parametrize("trainer, strategy", [("ddp", "DDPStrategy"), ("deepspeed", "deepspeed_stage_2")])
 def test_the_multi_gpu_trainer_configs_compose(trainer, strategy):
     from hydra import compose, initialize_config_module
     from hydra.utils import instantiate
@@ -96,3 +95,21 @@ def test_the_multi_gpu_trainer_configs_compose(trainer, strategy):
     assert (cfg.trainer.accelerator, cfg.trainer.precision, cfg.trainer.devices) == ("gpu", "bf16-mixed", "auto")
     built = instantiate(cfg.trainer.strategy) if not isinstance(cfg.trainer.strategy, str) else cfg.trainer.strategy
     assert (type(built).__name__ if not isinstance(built, str) else built) == strategy
+
+
+@pytest.mark.parametrize("overrides", [
+    ["trainer=deepspeed", "trainer.strategy=fsdp"],
+    ["trainer=deepspeed", "trainer.strategy=deepspeed_stage_3"],
+    ["trainer=ddp", "trainer.strategy._target_=lightning.pytorch.strategies.FSDPStrategy"],
+], ids=["fsdp", "zero3", "fsdp-target"])
+def test_strategies_that_shard_the_weights_are_refused_before_training(overrides):
+    from hydra import compose, initialize_config_module
+
+    from unlearn_bench.config import ConfigError, validate
+    from unlearn_bench.resolvers import register_resolvers
+
+    register_resolvers()
+    with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    with pytest.raises(ConfigError, match="evaluating a sharded model is not supported.*trainer=deepspeed"):
+        validate(cfg)

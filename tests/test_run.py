@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import lightning as L
 import pytest
 from hydra import compose, initialize_config_module
 
@@ -34,7 +35,9 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "model_utility", "forget_quality",
                             "mia_min_k_auc", "mia_min_k_auc_retain_model", "privleak", "multiple_choice",
                             "attack", "defense", "per_set", "base_model", "config", "unlearn_steps", "wall_seconds",
-                            "config_hash"}
+                            "config_hash", "eval_device"}
+    # the default trainer's device (accelerator auto: this machine's CPU, a GPU where there is one)
+    assert metrics["eval_device"] == str(L.Trainer(logger=False).strategy.root_device)
     assert 0 <= metrics["forget_quality"] <= 1 and 0 <= metrics["model_utility"] <= 1
     assert 0 <= metrics["mia_min_k_auc"] <= 1 and 0 <= metrics["mia_min_k_auc_retain_model"] <= 1
     assert set(metrics["per_set"]) == {"forget", "retain", "world_facts", "forget_probes"}

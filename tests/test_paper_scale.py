@@ -1,0 +1,146 @@
+"""The paper-scale path on CPU: the per-model TOFU presets, published checkpoints instead of the
+fine-tune stage, base-model scores that do not depend on which cell built the cache, the
+generation cap, and the GPU check script in its CPU mode."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+from conftest import TINY, TINY_SYNTH, unigram_model
+from unlearn_bench.config import validate
+from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.eval.evaluate import score_set
+from unlearn_bench.finetune import base_eval
+from unlearn_bench.model import load_pretrained
+from unlearn_bench.resolvers import register_resolvers
+from unlearn_bench.tokenizer import train_tokenizer
+
+CONF = Path(__file__).resolve().parents[1] / "unlearn_bench" / "conf"
+PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("tofu_*.yaml") if p.stem != "tofu_paper")
+METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def composed(*overrides):
+    register_resolvers()
+    with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_every_paper_model_has_a_preset():
+    models = {p.stem for p in (CONF / "model").glob("*.yaml")} - {"tiny_llama"}
+    assert {f"tofu_{m}" for m in models} == set(PRESETS)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_paper_presets_use_the_published_tofu_schedules_for_every_method(preset, method):
+    cfg = composed(f"experiment={preset}", f"method={method}")
+    tiny = composed(f"method={method}")
+    validate(cfg)
+    assert cfg.model.name == preset.removeprefix("tofu_") and cfg.model.pretrained  # a hub id
+    assert cfg.data.name == "tofu" and cfg.trainer.precision == "bf16-mixed"
+    # open-unlearning's TOFU settings: lr 1e-5, weight decay 0.01, 5 fine-tune and 10 unlearning epochs,
+    # one warm-up epoch, an effective batch of 32, answers up to 200 new tokens
+    for stage, epochs in (("finetune", 5), ("unlearn", 10)):
+        section = cfg[stage]
+        assert (section.optimizer.lr, section.optimizer.weight_decay, section.epochs) == (1e-5, 0.01, epochs)
+        assert section.scheduler == "linear" and section.warmup_ratio * epochs == pytest.approx(1.0)
+        assert section.batch_size * cfg.trainer.accumulate_grad_batches == 32
+        assert section.optimizer.lr != tiny[stage].optimizer.lr  # nothing inherited from the embedded model
+    assert cfg.eval.max_new_tokens == 200 and cfg.unlearn.stop_at_unlearn is None
+
+
+def run_cli(out, cache, *overrides):
+    cmd = [sys.executable, "-m", "unlearn_bench.run", *TINY, *TINY_SYNTH, "logger=none", f"hydra.run.dir={out}",
+           *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((Path(out) / "metrics.json").read_text()), proc
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory, cache_dir):
+    """The tiny fine-tuned full and retain models, as folders to hand over like published ones."""
+    run_cli(tmp_path_factory.mktemp("build"), cache_dir)
+    models = cache_dir / "models"
+    full = [p for p in models.glob("tiny_llama-full-*") if p.is_dir()]
+    retain = [p for p in models.glob("tiny_llama-retain-*") if p.is_dir()]
+    return full[0], retain[0]
+
+
+@pytest.mark.slow
+def test_given_checkpoints_replace_the_fine_tune_and_the_given_retain_model_is_the_reference(finetuned, tmp_path):
+    full, _ = finetuned
+    fresh = tmp_path / "cache"
+    # The full model handed over as the retain model too, and unlearning at lr 0: the scored model is the
+    # reference itself, so forget quality is exactly 1 and the MIA AUCs agree (the cached retain model
+    # would give neither).
+    metrics, proc = run_cli(tmp_path / "cell", fresh, f"finetune.full_model={full}", f"finetune.retain_model={full}",
+                            "unlearn.optimizer.lr=0.0")
+    log = proc.stdout + proc.stderr
+    assert "no fine-tuning" in log and "Fine-tuning the" not in log
+    assert not (fresh / "models").exists() or not any((fresh / "models").iterdir())
+    assert metrics["forget_quality"] == 1.0
+    assert metrics["mia_min_k_auc"] == metrics["mia_min_k_auc_retain_model"] and metrics["privleak"] == 0
+
+
+def test_a_missing_given_checkpoint_fails_before_training(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "unlearn_bench.run", *TINY, *TINY_SYNTH, "logger=none",
+                           f"hydra.run.dir={tmp_path}", f"finetune.full_model={tmp_path}/nothing"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode != 0 and "finetune.full_model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_base_model_scores_do_not_depend_on_which_cell_built_the_cache(finetuned, tmp_path):
+    full, _ = finetuned
+
+    def scores(cache, max_samples):
+        cfg = composed(*TINY, *TINY_SYNTH, f"paths.cache_dir={cache}", f"eval.max_samples={max_samples}")
+        model, tokenizer = load_pretrained(full, cfg.model)
+        encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
+        return base_eval(model, encoder, instantiate(cfg.data.source), cfg, full)
+
+    quick = scores(tmp_path / "a", 2)  # a quick run builds the cache first ...
+    later = scores(tmp_path / "a", 8)  # ... a later cell with other eval settings
+    assert later == scores(tmp_path / "b", 8)  # the same as if it had built the cache itself
+    assert quick != later
+    assert len(list((tmp_path / "a" / "base_eval").glob("*.json"))) == 2
+
+
+def test_generation_cap_fits_the_longest_answer_and_reports_answers_cut_at_it(caplog):
+    tokenizer = train_tokenizer(["Who? alpha beta gamma delta epsilon zeta"] * 3, 300)
+    encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
+    # never emits the end-of-sequence token: every answer runs to the cap
+    model = unigram_model(len(tokenizer), tokenizer(" alpha", add_special_tokens=False).input_ids)
+    data = Dataset.from_dict({"question": ["Who?", "Who?"], "answer": ["alpha beta gamma delta epsilon", "alpha"]})
+    longest = len(tokenizer("alpha beta gamma delta epsilon", add_special_tokens=False).input_ids) + 1  # + EOS
+    with caplog.at_level(logging.WARNING):
+        scores = score_set(model, encoder, data, batch_size=2, max_new_tokens=2, desc="eval forget")
+    assert scores["max_new_tokens"] == longest > 2 and scores["at_cap"] == 1.0
+    assert "100% of the greedy answers stopped at the cap" in caplog.text and "eval.max_new_tokens" in caplog.text
+    assert score_set(model, encoder, data, batch_size=2, max_new_tokens=50, desc=None)["max_new_tokens"] == 50
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_in_its_cpu_mode(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--cpu", "--rounds", "1",
+                           "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("gpu_check ")]
+    assert [line[0] for line in summary] == ["model=llama32_1b", "model=llama31_8b"]
+    for line in summary:
+        fields = dict(f.split("=", 1) for f in line)
+        assert fields["eval_device"] == "cpu" and float(fields["lightning/bare"]) > 0
+        assert float(fields["gen_tokens_per_s"]) > 0
