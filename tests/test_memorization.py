@@ -96,11 +96,12 @@ def test_answer_tokens_are_teacher_forced_scores_of_the_answer_and_eos(unigram):
     assert len(answer_tokens(model, encoder, ["Who?"], [""])[0].logprobs) >= 1
 
 
-def test_an_answer_longer_than_the_generation_budget_gets_partial_recall():
+def test_an_answer_longer_than_the_generation_budget_is_not_cut():
     tokenizer = train_tokenizer(["Who? alpha"] * 3, 300)
     (alpha,) = tokenizer(" alpha", add_special_tokens=False).input_ids
     model = unigram_model(len(tokenizer), [alpha])  # generates " alpha" forever
     encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
     data = Dataset.from_dict({"question": ["Who?"], "answer": ["alpha alpha alpha alpha"]})
     scores = score_set(model, encoder, data, batch_size=4, max_new_tokens=2, desc=None)
-    assert scores["rougeL_recall"] == pytest.approx(2 / 4)
+    # the cap rises to the reference's 4 tokens and EOS: a cap of 2 would have given recall 2/4
+    assert scores["max_new_tokens"] == 5 and scores["rougeL_recall"] == 1.0

@@ -125,7 +125,7 @@ def test_generation_cap_fits_the_longest_answer_and_reports_answers_cut_at_it(ca
     # never emits the end-of-sequence token: every answer runs to the cap
     model = unigram_model(len(tokenizer), tokenizer(" alpha", add_special_tokens=False).input_ids)
     data = Dataset.from_dict({"question": ["Who?", "Who?"], "answer": ["alpha beta gamma delta epsilon", "alpha"]})
-    longest = len(tokenizer("alpha beta gamma delta epsilon", add_special_tokens=False).input_ids) + 1  # + EOS
+    longest = len(encoder.answer_ids("alpha beta gamma delta epsilon"))  # with EOS
     with caplog.at_level(logging.WARNING):
         scores = score_set(model, encoder, data, batch_size=2, max_new_tokens=2, desc="eval forget")
     assert scores["max_new_tokens"] == longest > 2 and scores["at_cap"] == 1.0

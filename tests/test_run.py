@@ -211,7 +211,7 @@ def _cfg(*overrides):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("+finetune.bogus=1", "finetune.bogus: Key 'bogus' not in 'StageConfig'"),
+        ("+finetune.bogus=1", "finetune.bogus: Key 'bogus' not in 'FinetuneConfig'"),
         ("unlearn.scheduler=wavy", "unlearn.scheduler='wavy'; choose one of"),
         ("eval.max_samples=0", "eval.max_samples=0 must be null or an int >= 1"),
         ("data.utility_sets=[retain,nope]", "name ['nope']"),

@@ -32,9 +32,12 @@ class QAEncoder:
         """Prompt and answer ids, labels on the answer only; ``eos=False`` leaves EOS out (scoring
         a multiple-choice option as a continuation, not a whole answer)."""
         prompt = self.prompt_ids(question)
-        answer_ids = self.tokenizer(" " + answer, add_special_tokens=False).input_ids
-        answer_ids = (answer_ids + [self.tokenizer.eos_token_id] * eos)[: self.max_length - len(prompt)]
+        answer_ids = self.answer_ids(answer, eos)[: self.max_length - len(prompt)]
         return {"input_ids": prompt + answer_ids, "labels": [IGNORE_INDEX] * len(prompt) + answer_ids}
+
+    def answer_ids(self, answer: str, eos: bool = True) -> list[int]:
+        """The answer's tokens as they follow the prompt (after a space), EOS last unless ``eos=False``."""
+        return self.tokenizer(" " + answer, add_special_tokens=False).input_ids + [self.tokenizer.eos_token_id] * eos
 
     def decode_answer(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()

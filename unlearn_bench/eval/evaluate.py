@@ -55,8 +55,7 @@ def score_set(
 
 def longest_answer(encoder: QAEncoder, answers: list[str]) -> int:
     """Tokens of the longest reference answer, end-of-sequence included."""
-    return max((len(ids) + 1 for ids in encoder.tokenizer(list(answers), add_special_tokens=False).input_ids),
-               default=0)
+    return max((len(encoder.answer_ids(a)) for a in answers), default=0)
 
 
 def score_eval_sets(
