@@ -218,8 +218,8 @@ def main() -> None:
             batches = list(itertools.islice(itertools.cycle(list(loader)), steps))
             warmup = min(2, steps - 2)
             lightning, bare, peaks = [], [], {}
+            gd = instantiate(compose("config", overrides=[*base, "method=gd"]).method.loss)
             for _ in range(args.rounds):
-                gd = instantiate(compose("config", overrides=[*base, "method=gd"]).method.loss)
                 rate, peaks["gd"] = lightning_step(cfg, model, gd, batches, warmup, device)
                 lightning.append(rate)
                 bare.append(bare_step(cfg, model, gd, batches, warmup, device))

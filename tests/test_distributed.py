@@ -49,7 +49,7 @@ def test_ddp_on_two_processes_gives_the_metrics_of_one(tmp_path, cache_dir):
         assert ddp["per_set"][name]["probability"] == pytest.approx(scores["probability"], rel=0.02), name
         assert ddp["per_set"][name]["rougeL_recall"] == pytest.approx(scores["rougeL_recall"], abs=0.1), name
     assert ddp["model_utility"] == pytest.approx(single["model_utility"], rel=0.02)
-    assert not list((tmp_path / "ddp").glob("*.json.tmp"))
+    assert not list((tmp_path / "ddp").glob("*.tmp"))  # no scratch file of metrics.json left behind
 
 
 def test_sharded_without_a_process_group_is_the_plain_call():

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from datasets import Dataset
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate

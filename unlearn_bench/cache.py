@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -14,6 +15,16 @@ from typing import Iterator
 def cache_key(spec: dict) -> str:
     """A short stable hash of a JSON-able spec."""
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_json(path: Path, data) -> Path:
+    """Write ``data`` as JSON so that ``path`` is always complete or absent: a scratch file of this
+    process renamed into place (processes writing the same file at once each rename a whole one)."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+    return path
 
 
 @contextmanager

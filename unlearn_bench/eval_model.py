@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
-from unlearn_bench.finetune import cached_model_dir
+from unlearn_bench.finetune import cached_model_dir, given_model
 from unlearn_bench.model import existing_model_path, load_pretrained
 from unlearn_bench.resolvers import register_resolvers
 from unlearn_bench.resume import write_metrics
@@ -33,10 +33,11 @@ def evaluate_saved(cfg: DictConfig) -> dict:
     validate(cfg)
     model_dir = existing_model_path(cfg.model_dir, "model_dir")
     source = instantiate(cfg.data.source)
-    retain_dir = cfg.retain_model_dir or cfg.finetune.retain_model
-    if retain_dir:
-        retain_dir = existing_model_path(retain_dir, "retain_model_dir")
+    if cfg.retain_model_dir:
+        retain_dir = existing_model_path(cfg.retain_model_dir, "retain_model_dir")
     else:
+        retain_dir = given_model(cfg, "retain")
+    if retain_dir is None:
         retain_dir = cached_model_dir(cfg, source, "retain")
         if not retain_dir.is_dir():
             log.warning("No retain model in the cache for this config (%s): forget quality and the membership "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from filelock import FileLock
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from unlearn_bench.cache import building, cache_key
+from unlearn_bench.cache import building, cache_key, write_json
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import TofuSource
 from unlearn_bench.data.templates import HashedTemplate
@@ -143,9 +142,7 @@ def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig, mo
             ],
         }
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")  # complete or absent, even with ranks writing at once
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(file)
+    write_json(file, report)  # complete or absent, even with the ranks of a DDP cell writing at once
     return report
 
 

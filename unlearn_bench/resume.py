@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from unlearn_bench.cache import cache_key
+from unlearn_bench.cache import cache_key, write_json
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,4 @@ def completed_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
 
 def write_metrics(output_dir: Path, metrics: dict) -> Path:
     """Write metrics.json so that it is always complete: a scratch file renamed into place."""
-    path = Path(output_dir) / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(path)
-    return path
+    return write_json(Path(output_dir) / "metrics.json", metrics)

@@ -23,9 +23,10 @@ def answer_nll(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     would be the largest tensor of a training step.
     """
     labels = labels[:, 1:]
-    rows, cols = (labels != IGNORE_INDEX).nonzero(as_tuple=True)
+    mask = labels != IGNORE_INDEX
+    rows, cols = mask.nonzero(as_tuple=True)
     token_nll = nn.functional.cross_entropy(logits[rows, cols].float(), labels[rows, cols], reduction="none")
-    return per_sample_sum(token_nll, rows, cols, labels.shape), (labels != IGNORE_INDEX).sum(1)
+    return per_sample_sum(token_nll, rows, cols, labels.shape), mask.sum(1)
 
 
 def per_sample_sum(values: Tensor, rows: Tensor, cols: Tensor, shape: torch.Size) -> Tensor:
