@@ -10,7 +10,7 @@ from datasets import Dataset
 from conftest import unigram_model
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.evaluate import score_set
-from unlearn_bench.eval.likelihood import answer_tokens
+from unlearn_bench.eval.likelihood import answer_tokens, score_memorization
 from unlearn_bench.eval.memorization import (
     ExactMemorization,
     ExtractionStrength,
@@ -67,8 +67,12 @@ def test_membership_auc_and_privleak():
     assert membership_auc(members, holdout) == pytest.approx(1.0)
     assert membership_auc(holdout, members) == pytest.approx(0.0)
     assert membership_auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 4.0])) == pytest.approx(0.25)  # 1 of 4 pairs
-    assert privleak(0.9, 0.5) == pytest.approx(80.0)
-    assert privleak(0.3, 0.0) is None  # relative to a zero AUC: undefined, not a crash
+    # MUSE / open-unlearning: 100 (AUC_retain - AUC) / (1 - AUC_retain)
+    assert privleak(0.9, 0.5) == pytest.approx(-80.0)  # forget set still recognisable: negative
+    assert privleak(0.2, 0.6) == pytest.approx(100.0)  # over-unlearned: positive
+    assert privleak(0.55, 0.55) == 0.0
+    assert privleak(0.3, 1.0) is None  # relative to 1 - AUC_retain = 0: undefined, not a crash
+    assert privleak(1.0, 1.0) == 0.0  # ... unless there is no difference at all
     with pytest.raises(ValueError, match="at least one"):
         membership_auc(members, torch.zeros(0))
 
@@ -105,3 +109,24 @@ def test_an_answer_longer_than_the_generation_budget_is_not_cut():
     scores = score_set(model, encoder, data, batch_size=4, max_new_tokens=2, desc=None)
     # the cap rises to the reference's 4 tokens and EOS: a cap of 2 would have given recall 2/4
     assert scores["max_new_tokens"] == 5 and scores["rougeL_recall"] == 1.0
+
+
+def test_memorisation_and_membership_scores_leave_the_eos_prediction_out():
+    """open-unlearning's convention: EM, ES and min-k% score the answer's own tokens, not EOS."""
+    tokenizer = train_tokenizer(["Who? alpha beta"] * 3, 300)
+    model = unigram_model(len(tokenizer), [tokenizer.eos_token_id])  # the argmax is always EOS
+    encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
+    (tokens,) = answer_tokens(model, encoder, ["Who?"], ["alpha beta"])
+    n = len(tokens.logprobs) - 1  # answer tokens before EOS
+    vocab = len(tokenizer)
+    log_p_eos, log_p_other = 8 - math.log(math.exp(8) + vocab - 1), -math.log(math.exp(8) + vocab - 1)
+    assert tokens.ends_with_eos and tokens.correct.tolist() == [False] * n + [True]
+    scores = score_memorization([tokens], min_k=1.0)
+    # with EOS these would be 1/(n+1), 1 - n/(n+1) and a mean pulled up by log p(EOS)
+    assert scores["exact_memorization"] == 0.0
+    assert scores["extraction_strength"] == 0.0
+    assert scores["min_k_logprob"] == pytest.approx(log_p_other, rel=1e-5)
+    assert log_p_eos > log_p_other
+    # an answer cut at max_length has no EOS: nothing is dropped
+    (cut,) = answer_tokens(model, QAEncoder(tokenizer, "Q: {question}\nA:", max_length=8), ["Who?"], ["alpha beta"])
+    assert not cut.ends_with_eos and len(cut.without_eos().logprobs) == len(cut.logprobs)

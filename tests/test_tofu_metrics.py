@@ -93,10 +93,13 @@ def test_score_likelihoods_reads_tofu_columns():
     p = torch.exp(-true)
     assert scores["probability"] == pytest.approx((p / (p + torch.exp(-pert).sum(-1))).mean().item(), rel=1e-5)
     assert scores["truth_ratios"] == pytest.approx(torch.exp(true - pert.mean(-1)).tolist(), rel=1e-5)
-    # with a paraphrase column, it is the base
+    # with a paraphrase column, it is the base on forget/retain-style sets
     with_para = data.add_column("paraphrased_answer", ["zulu quebec", "quebec"])
     ratios = score_likelihoods(model, encoder, with_para, normalise=False, truth_ratio_kind="forget")["truth_ratios"]
     assert ratios == pytest.approx(torch.exp(pert[:, 0] - pert.mean(-1)).tolist(), rel=1e-5)
+    # ... but never on TOFU's option sets (world facts, real authors): the answer stays the base
+    option_set = score_likelihoods(model, encoder, with_para, normalise=True, truth_ratio_kind="utility")
+    assert option_set["truth_ratios"] == pytest.approx(scores["truth_ratios"], rel=1e-6)
     # without perturbed answers: the plain probability, no truth ratio
     plain = score_likelihoods(model, encoder, data.remove_columns("perturbed_answer"), True, "utility")
     assert plain["probability"] == pytest.approx(p.mean().item(), rel=1e-5)

@@ -22,11 +22,20 @@ from unlearn_bench.model import evaluating
 
 
 class AnswerTokens(NamedTuple):
-    """One answer under teacher forcing: each token's log-probability, and whether the argmax
-    predicted it."""
+    """One answer under teacher forcing: each token's log-probability, whether the argmax
+    predicted it, and whether the last token is the closing EOS."""
 
     logprobs: torch.Tensor
     correct: torch.Tensor
+    ends_with_eos: bool = False
+
+    def without_eos(self) -> "AnswerTokens":
+        """The answer's own tokens: open-unlearning's memorisation and MIA scores drop the EOS
+        prediction (an answer cut at ``max_length`` has none to drop; an empty answer, EOS alone,
+        keeps it rather than have no score)."""
+        if not self.ends_with_eos or len(self.logprobs) < 2:
+            return self
+        return AnswerTokens(self.logprobs[:-1], self.correct[:-1])
 
 
 def answer_tokens(
@@ -36,7 +45,9 @@ def answer_tokens(
     """Teacher-forced scores of each answer's tokens (EOS included unless ``eos=False``) given its
     question, in order. Under DDP each rank scores a share."""
     rows = [encoder.encode(q, a, eos) for q, a in zip(questions, answers, strict=True)]
-    return sharded(lambda part: _answer_tokens(model, encoder, part, batch_size, desc), rows)
+    tokens = sharded(lambda part: _answer_tokens(model, encoder, part, batch_size, desc), rows)
+    eos_id = encoder.tokenizer.eos_token_id
+    return [t._replace(ends_with_eos=eos and row["labels"][-1] == eos_id) for t, row in zip(tokens, rows, strict=True)]
 
 
 def _answer_tokens(model, encoder: QAEncoder, rows: list[dict], batch_size: int, desc: str) -> list[AnswerTokens]:
@@ -64,8 +75,10 @@ def mean_answer_nll(
 
 
 def score_memorization(tokens: list[AnswerTokens], min_k: float) -> dict:
-    """Exact memorisation, extraction strength and mean min-k% log-probability of a set's answers;
-    ``min_k_logprobs`` keeps the per-item membership scores for the MIA AUC."""
+    """Exact memorisation, extraction strength and mean min-k% log-probability of a set's answers,
+    on the answer tokens without EOS (open-unlearning's convention); ``min_k_logprobs`` keeps the
+    per-item membership scores for the MIA AUC."""
+    tokens = [t.without_eos() for t in tokens]
     min_k_prob, em, es = MinKProbability(min_k), ExactMemorization(), ExtractionStrength()
     min_k_prob.update([t.logprobs for t in tokens])
     em.update([t.correct for t in tokens])
@@ -78,11 +91,15 @@ def score_likelihoods(model, encoder: QAEncoder, data: Dataset, normalise: bool,
                       batch_size: int = 64, max_samples: int | None = None, desc: str = "likelihood",
                       min_k: float = 0.4) -> dict:
     """TOFU's probability and truth ratio on ``data`` (``question``, ``answer``, and optionally
-    ``paraphrased_answer`` and the list ``perturbed_answer``; without a paraphrase the answer is
-    the base of the truth ratio, as TOFU does for real authors and world facts), with the
+    ``paraphrased_answer`` and the list ``perturbed_answer``), with the
     memorisation scores of :func:`score_memorization` from the same forward pass. Returns
     ``probability``, ``truth_ratio`` and ``truth_ratios`` (per item) and the memorisation keys;
-    no truth ratio when the set has no perturbed answers."""
+    no truth ratio when the set has no perturbed answers.
+
+    ``normalise`` marks TOFU's option sets (real authors, world facts): the probability is
+    normalised over the true and perturbed answers, and the truth ratio's base is the answer itself
+    even if a paraphrase exists, as TOFU and open-unlearning score them; elsewhere the base is the
+    paraphrase when the set has one."""
     if max_samples is not None:
         data = data.select(range(min(max_samples, len(data))))
     questions = list(data["question"])
@@ -101,8 +118,8 @@ def score_likelihoods(model, encoder: QAEncoder, data: Dataset, normalise: bool,
         probability.update(true_nll, torch.zeros(len(true_nll), 0))
         return {"probability": probability.compute().item(), **scores}
     perturbed = torch.stack([nll([o[k] for o in options], f"perturbed {k + 1}") for k in range(width)], dim=-1)
-    has_paraphrase = "paraphrased_answer" in data.column_names
-    base = nll(list(data["paraphrased_answer"]), "paraphrase") if has_paraphrase else true_nll
+    para_base = "paraphrased_answer" in data.column_names and not normalise
+    base = nll(list(data["paraphrased_answer"]), "paraphrase") if para_base else true_nll
     probability = AnswerProbability(normalise)
     probability.update(true_nll, perturbed)
     truth_ratio = TruthRatio(truth_ratio_kind)

@@ -80,9 +80,12 @@ def membership_auc(member_scores: Tensor, nonmember_scores: Tensor) -> float:
 
 
 def privleak(auc: float, retain_model_auc: float) -> float | None:
-    """MUSE's PrivLeak: (AUC − AUC_retain) / AUC_retain × 100; 0 = leaks as little as a model
-    that never saw the forget set, positive = forget set still recognisable. Undefined (None)
-    when the retain model's AUC is 0."""
-    if retain_model_auc == 0:
-        return None
-    return (auc - retain_model_auc) / retain_model_auc * 100
+    """MUSE's PrivLeak (Shi et al., 2024; open-unlearning's ``privleak``), in percent:
+    100 · (AUC_retain − AUC) / (1 − AUC_retain), with AUC the membership AUC above (1 = members
+    more likely). MUSE states it on 1 − AUC, hence this form. 0 = leaks as little as a model that
+    never saw the forget set; negative = the forget set is still recognisably a member (under-
+    unlearning, about −100 before unlearning); positive = over-unlearning. When the retain model's
+    AUC is 1: 0 if the AUCs are equal, else undefined (None)."""
+    if retain_model_auc == 1:
+        return 0.0 if auc == 1 else None
+    return (retain_model_auc - auc) / (1 - retain_model_auc) * 100
