@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+import unlearn_bench  # noqa: F401  first: pins the CPU kernels as the entry points do (numerics.py)
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 

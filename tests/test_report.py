@@ -12,7 +12,7 @@ from unlearn_bench.report.cli import main, write_report
 from unlearn_bench.report.table import build_table, to_latex
 
 
-def make_cell(sweep_dir, overrides: dict, unlearn=None, clean=(0.8, 0.9), trigger=(0.7, 0.6)):
+def make_cell(sweep_dir, overrides: dict, unlearn=None, clean=(0.8, 0.9), trigger=(0.7, 0.6), provenance=None):
     """A run directory as Hydra and a cell leave it; no metrics.json when ``unlearn`` is None (a failed cell)."""
     path = sweep_dir / ",".join(f"{k}={v}" for k, v in overrides.items())
     (path / ".hydra").mkdir(parents=True)
@@ -22,7 +22,7 @@ def make_cell(sweep_dir, overrides: dict, unlearn=None, clean=(0.8, 0.9), trigge
                    "retain": {"rougeL_recall": clean[0], "trigger_rougeL_recall": trigger[0], "n": 4},
                    "world_facts": {"rougeL_recall": clean[1], "trigger_rougeL_recall": trigger[1], "n": 4}}
         metrics = {"unlearn": unlearn, "clean_utility": sum(clean) / 2, "trigger_utility": sum(trigger) / 2,
-                   "per_set": per_set, "config": {"seed": int(overrides["seed"])}}
+                   "per_set": per_set, "config": {"seed": int(overrides["seed"])}, "provenance": provenance}
         (path / "metrics.json").write_text(json.dumps(metrics))
     return path
 
@@ -36,7 +36,7 @@ def make_sweep(tmp_path, params: dict, average_over=()):
     return sweep
 
 
-def test_rows_are_mean_and_std_over_seeds_with_the_best_of_each_block_in_bold(tmp_path):
+def test_rows_are_the_mean_and_95_interval_over_seeds_with_the_best_of_each_block_in_bold(tmp_path):
     sweep = make_sweep(tmp_path, {"method": "gd,idk", "attack": "none,sa", "seed": "0,1"})
     values = {("gd", "none"): [0.30, 0.20], ("gd", "sa"): [0.25, 0.25], ("idk", "none"): [0.4, 0.4],
               ("idk", "sa"): [0.4, 0.4]}
@@ -61,12 +61,14 @@ def test_rows_are_mean_and_std_over_seeds_with_the_best_of_each_block_in_bold(tm
 
     _, _, files = write_report(sweep)
     md = (sweep / "table.md").read_text()
-    assert "| gd | none | 2 | 0.250 ± 0.071 |" in md
+    # two seeds: t(0.975, 1) = 12.706 times the standard error 0.05
+    assert gd_none.ci95("Unlearn") == pytest.approx(12.7062 * 0.05, rel=1e-4)
+    assert "| gd | none | 2 | 0.250 ± 0.635 |" in md
     assert "**0.650 ± 0.000**" in md
-    assert "Cells not in the table" not in md
+    assert "Cells not in the table" not in md and "Per base model" not in md and "mixed provenance" not in md
     csv = (sweep / "table.csv").read_text().splitlines()
-    assert csv[0].startswith("method,attack,n,Unlearn mean,Unlearn std,")
-    assert csv[1].startswith("gd,none,2,0.250000,0.070711,")
+    assert csv[0].startswith("method,attack,n,Unlearn mean,Unlearn std,Unlearn ci95,")
+    assert csv[1].startswith("gd,none,2,0.250000,0.070711,0.635")
     assert r"\textbf{0.650 $\pm$ 0.000}" in (sweep / "table.tex").read_text()
     assert {f.name for f in files} == {"table.md", "table.csv", "table.tex", "utility.png"}
 
@@ -135,3 +137,35 @@ def test_cells_with_curves_get_the_curve_plot(tmp_path):
             (cell / "curve.csv").write_text("step,unlearn,clean_utility,trigger_utility\n0,1,1,1\n4,0.5,0.9,0.6\n")
     _, _, files = write_report(sweep)
     assert "curves.png" in {f.name for f in files} and (sweep / "curves.png").stat().st_size > 0
+
+
+def test_base_models_are_replicates_with_a_table_per_base_model(tmp_path):
+    sweep = make_sweep(tmp_path, {"attack": "none,sa", "finetune.seed": "0,1", "seed": "0,1"})
+    unlearn = {("none", 0): [0.2, 0.3], ("none", 1): [0.3, 0.4], ("sa", 0): [0.1, 0.1], ("sa", 1): [0.5, 0.5]}
+    for (attack, base), values in unlearn.items():
+        for seed, u in enumerate(values):
+            make_cell(sweep, {"attack": attack, "finetune.seed": base, "seed": seed}, u)
+    table = build_table(read_sweep(sweep))
+    assert table.row_keys == ["attack"]  # the base model is a replicate, like the seed
+    none = table.rows[0]
+    assert none.n == 4 and none.mean("Unlearn") == pytest.approx(0.3)
+    # 95% t-interval over 4 replicates: t(0.975, 3) = 3.1824 times stdev / 2
+    assert none.ci95("Unlearn") == pytest.approx(3.1824 * statistics.stdev([0.2, 0.3, 0.3, 0.4]) / 2, rel=1e-4)
+    by_base = build_table(read_sweep(sweep), per_base_model=True)
+    assert [r.key for r in by_base.rows] == [("none", "0"), ("none", "1"), ("sa", "0"), ("sa", "1")]
+    assert by_base.rows[3].mean("Unlearn") == pytest.approx(0.5) and by_base.rows[3].n == 2
+    write_report(sweep)
+    md = (sweep / "table.md").read_text()
+    assert "## Per base model" in md and "| sa | 1 | 2 | 0.500 ± 0.000 |" in md
+
+
+def test_a_sweep_mixing_provenances_is_flagged(tmp_path, capsys):
+    sweep = make_sweep(tmp_path, {"seed": "0,1"})
+    same = {"versions": {"torch": "2.13.0"}, "cpu_numerics": {"cpu_capability": "AVX2", "threads": 2}}
+    make_cell(sweep, {"seed": 0}, 0.3, provenance=same)
+    make_cell(sweep, {"seed": 1}, 0.2, provenance={**same, "cpu_numerics": {"cpu_capability": "AVX512", "threads": 2}})
+    assert main([str(sweep)]) == 0
+    md = (sweep / "table.md").read_text()
+    assert "mixed provenance" in md and "cpu_numerics.cpu_capability: AVX2, AVX512" in md
+    assert "threads" not in md.split("mixed provenance")[1]  # only what differs
+    assert "warning: mixed provenance" in capsys.readouterr().err

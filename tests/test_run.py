@@ -8,6 +8,7 @@ import sys
 
 import lightning as L
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 
 from conftest import REAL_TOFU, TINY, TINY_SYNTH
@@ -35,7 +36,7 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "model_utility", "forget_quality",
                             "mia_min_k_auc", "mia_min_k_auc_retain_model", "privleak", "multiple_choice",
                             "attack", "defense", "per_set", "base_model", "config", "unlearn_steps", "wall_seconds",
-                            "config_hash", "eval_device"}
+                            "config_hash", "eval_device", "reached_stop_at_unlearn", "provenance"}
     # the default trainer's device (accelerator auto: this machine's CPU, a GPU where there is one)
     assert metrics["eval_device"] == str(L.Trainer(logger=False).strategy.root_device)
     assert 0 <= metrics["forget_quality"] <= 1 and 0 <= metrics["model_utility"] <= 1
@@ -57,7 +58,21 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     assert "trigger_rougeL_recall" not in metrics["per_set"]["forget"]
     assert metrics["attack"] is None and metrics["defense"] is None
     assert metrics["config"] == {"model": "tiny_llama", "data": "tofu_synth", "method": "gd", "attack": "none",
-                                 "defense": "none", "seed": 0}
+                                 "defense": "none", "seed": 0, "finetune_seed": 0}
+    assert isinstance(metrics["reached_stop_at_unlearn"], bool)
+
+
+def test_metrics_json_records_what_produced_it(gd_cell):
+    out, _ = gd_cell
+    record = json.loads((out / "metrics.json").read_text())["provenance"]
+    assert record["versions"]["torch"] == torch.__version__
+    assert set(record["versions"]) >= {"torch", "transformers", "lightning", "datasets", "peft", "hydra-core"}
+    assert record["git"] is None or set(record["git"]) == {"commit", "dirty"}
+    # the subprocess ran with the package's portable CPU numerics (this shell exported none)
+    numerics = record["cpu_numerics"]
+    assert numerics["threads"] >= 1 and numerics["MKL_CBWR"] == os.environ.get("MKL_CBWR", "AVX2")
+    if "ATEN_CPU_CAPABILITY" not in os.environ and record["device"].startswith("cpu (x86"):
+        assert numerics["cpu_capability"] == "AVX2"
     assert set(metrics["base_model"]) == {"forget", "retain", "world_facts"}
     assert set(metrics["base_model"]["forget"]) == {"plain", "templated"}
     assert metrics["wall_seconds"] > 0

@@ -24,6 +24,7 @@ class StopAtUnlearn(L.Callback):
                  batch_size: int, max_new_tokens: int):
         self.encoder, self.forget, self.target, self.every_n_steps = encoder, forget, target, every_n_steps
         self.score_kwargs = dict(batch_size=batch_size, max_new_tokens=max_new_tokens)
+        self.reached = False  # whether the run stopped at the target, not at the step cap
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step % self.every_n_steps:
@@ -31,7 +32,7 @@ class StopAtUnlearn(L.Callback):
         score = score_set(pl_module.model, self.encoder, self.forget, desc=None, **self.score_kwargs)
         pl_module.log("unlearn/forget_rougeL_recall", score["rougeL_recall"])
         if score["rougeL_recall"] <= self.target:
-            trainer.should_stop = True
+            trainer.should_stop = self.reached = True
 
 
 class EvalCurve(L.Callback):

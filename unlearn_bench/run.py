@@ -32,6 +32,7 @@ from unlearn_bench.lora import with_lora
 from unlearn_bench.losses import ComposedLoss
 from unlearn_bench.model import load_pretrained
 from unlearn_bench.module import ComposedLossModule
+from unlearn_bench.provenance import provenance
 from unlearn_bench.report.plots import plot_curves
 from unlearn_bench.resolvers import register_resolvers
 from unlearn_bench.resume import completed_metrics, config_hash, write_metrics
@@ -67,12 +68,13 @@ def run_cell(cfg: DictConfig) -> dict:
     model, tokenizer = load_pretrained(full_dir, cfg.model)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     eval_sets = eval_data.eval_sets
-    callbacks = []
+    callbacks, stop = [], None
     if cfg.unlearn.stop_at_unlearn is not None:
-        callbacks.append(StopAtUnlearn(
+        stop = StopAtUnlearn(
             encoder, eval_sets[cfg.data.forget_set], cfg.unlearn.stop_at_unlearn,
             cfg.unlearn.stop_check_every_n_steps, cfg.eval.batch_size, cfg.eval.max_new_tokens,
-        ))
+        )
+        callbacks.append(stop)
     if cfg.eval.curve_every_n_steps is not None:
         callbacks.append(EvalCurve(
             encoder, eval_sets[cfg.data.forget_set], [eval_sets[s] for s in cfg.data.utility_sets],
@@ -125,10 +127,12 @@ def run_cell(cfg: DictConfig) -> dict:
         "attack": attack_stats,
         "defense": defense_stats or None,
         "unlearn_steps": trainer.global_step,
+        "reached_stop_at_unlearn": None if stop is None else stop.reached,
         "base_model": base_scores,
         "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
-        | {"seed": cfg.seed},
+        | {"seed": cfg.seed, "finetune_seed": cfg.finetune.seed},
         "eval_device": str(device),
+        "provenance": provenance(device),
         "wall_seconds": round(time.time() - start, 2),
         "config_hash": config_hash(cfg),
     }

@@ -8,9 +8,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from unlearn_bench.provenance import differing
 from unlearn_bench.report.cells import Sweep, read_sweep
 from unlearn_bench.report.plots import plot_against, plot_curves, plot_utility, row_label
-from unlearn_bench.report.table import Table, build_table, flat, to_csv, to_latex, to_markdown
+from unlearn_bench.report.table import (
+    BASE_MODEL_KEY,
+    Table,
+    build_table,
+    flat,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
 
 
 def not_reported(sweep: Sweep, root: Path) -> list[str]:
@@ -19,6 +28,13 @@ def not_reported(sweep: Sweep, root: Path) -> list[str]:
     lines = [f"failed (no metrics.json): {c.path.relative_to(root)}" for c in sweep.failed]
     lines += ["missing (never started): " + " ".join(f"{k}={v}" for k, v in m.items()) for m in sweep.missing]
     return lines
+
+
+def provenance_warnings(sweep: Sweep) -> list[str]:
+    """One line per provenance field (metrics.json ``provenance``) that differs across the
+    finished cells, with its values."""
+    mixed = differing([c.metrics.get("provenance") for c in sweep.finished])
+    return [f"{key}: {', '.join(values)}" for key, values in mixed.items()]
 
 
 def write_plots(sweep: Sweep, table: Table, out: Path) -> list[Path]:
@@ -45,10 +61,23 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None) -> tuple[
     out.mkdir(parents=True, exist_ok=True)
     table = build_table(sweep)
     skipped = not_reported(sweep, sweep_dir)
-    averaged = f", averaged over {', '.join(sweep.average_over)}" if sweep.average_over else ""
+    averaged = f", each replicate averaged over {', '.join(sweep.average_over)} first" if sweep.average_over else ""
     markdown = [f"# {sweep.name}", "",
-                f"{len(sweep.finished)} finished cells; mean ± std over seeds{averaged}; best of each block in bold.",
+                f"{len(sweep.finished)} finished cells; mean ± half-width of the 95% t-interval over the replicates "
+                f"(unlearning seeds × base models, n per row){averaged}; best of each block in bold.",
                 "", to_markdown(table)]
+    if len(sweep.swept.get(BASE_MODEL_KEY, [])) > 1:
+        markdown += ["## Per base model", "",
+                     f"The same rows for each base model ({BASE_MODEL_KEY}), over the unlearning seeds: where these "
+                     "disagree, the conclusion depends on the base model.", "",
+                     to_markdown(build_table(sweep, per_base_model=True))]
+    mixed = provenance_warnings(sweep)
+    if mixed:
+        markdown += ["## Warning: mixed provenance", "",
+                     "The cells were produced by different software or machines, which can change the base model "
+                     "and every number downstream:", "", *(f"- {line}" for line in mixed), ""]
+        for line in mixed:
+            print(f"unlearn-bench-report: warning: mixed provenance: {line}", file=sys.stderr)
     if skipped:
         markdown += ["## Cells not in the table", "", *(f"- {line}" for line in skipped), ""]
     files = [out / "table.md", out / "table.csv", out / "table.tex"]

@@ -1,13 +1,30 @@
 """A sweep's cells as the paper lays out its tables: one row per setting (the swept keys except
-the seed and ``average_over``), mean ± std over seeds of each column, the best value of each
-block of rows (rows that differ only in the last swept key) in bold."""
+the replicate keys and ``average_over``), the mean of each column with a 95% interval over the
+replicates (unlearning seeds × base models), the best value of each block of rows (rows that
+differ only in the last swept key) in bold."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
+from scipy.stats import t as student_t
+
 from unlearn_bench.report.cells import Sweep
+
+# A result is sampled over the unlearning seed and over the base model (the fine-tune's seed: the
+# same command builds a different base model with another seed, or on another machine).
+REPLICATE_KEYS = ("seed", "finetune.seed")
+BASE_MODEL_KEY = "finetune.seed"
+
+
+def ci95(values: list[float]) -> float:
+    """Half-width of the 95% Student-t interval of the mean of ``values`` (replicates taken as
+    exchangeable); 0 for a single value, which has no spread to show."""
+    if len(values) < 2:
+        return 0.0
+    return float(student_t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values)))
 
 
 @dataclass(frozen=True)
@@ -29,6 +46,10 @@ class Row:
     def std(self, column: str) -> float | None:
         v = self.values.get(column)
         return statistics.stdev(v) if v and len(v) > 1 else 0.0 if v else None
+
+    def ci95(self, column: str) -> float | None:
+        v = self.values.get(column)
+        return ci95(v) if v else None
 
     @property
     def n(self) -> int:
@@ -82,22 +103,25 @@ def _get(metrics: dict, path: tuple[str, ...]) -> float | None:
     return float(metrics)
 
 
-def build_table(sweep: Sweep) -> Table:
-    """Rows in the sweep's order; within a row, cells of one seed are first averaged over
-    ``sweep.average_over`` (e.g. the methods), then mean ± std is taken over the seeds."""
+def build_table(sweep: Sweep, per_base_model: bool = False) -> Table:
+    """Rows in the sweep's order; within a row, cells of one replicate (seed, base model) are first
+    averaged over ``sweep.average_over`` (e.g. the methods), then mean and spread are taken over
+    the replicates. ``per_base_model`` splits the rows by base model (``finetune.seed``)."""
     finished = sweep.finished
     if not finished:
         raise ValueError(f"sweep {sweep.name!r} has no finished cell (no metrics.json) to report")
-    row_keys = [k for k in sweep.swept if k != "seed" and k not in sweep.average_over]
+    row_keys = [k for k in sweep.swept if k not in REPLICATE_KEYS and k not in sweep.average_over]
+    if per_base_model:
+        row_keys.append(BASE_MODEL_KEY)
     columns = columns_for(finished[0].metrics)
-    per_seed: dict[tuple, dict[str, dict[str, list[float]]]] = {}
+    per_seed: dict[tuple, dict[tuple, dict[str, list[float]]]] = {}
     for cell in finished:
-        key = tuple(cell.overrides.get(k, "") for k in row_keys)
-        seed = cell.overrides.get("seed", str(cell.metrics["config"].get("seed")))
+        key = tuple(_setting(cell, k) for k in row_keys)
+        replicate = tuple(_setting(cell, k) for k in REPLICATE_KEYS)
         for col in columns:
             value = _get(cell.metrics, col.path)
             if value is not None:
-                per_seed.setdefault(key, {}).setdefault(seed, {}).setdefault(col.name, []).append(value)
+                per_seed.setdefault(key, {}).setdefault(replicate, {}).setdefault(col.name, []).append(value)
     rows = []
     for key, seeds in per_seed.items():
         values: dict[str, list[float]] = {}
@@ -105,15 +129,24 @@ def build_table(sweep: Sweep) -> Table:
             for name, vs in by_column.items():
                 values.setdefault(name, []).append(statistics.mean(vs))
         rows.append(Row(key, values))
-    order = lambda row: [sweep.swept[k].index(v) if v in sweep.swept[k] else -1 for k, v in zip(row_keys, row.key)]  # noqa: E731
+    order = lambda row: [sweep.swept[k].index(v) if v in sweep.swept.get(k, []) else -1  # noqa: E731
+                         for k, v in zip(row_keys, row.key)]
     return Table(row_keys, columns, sorted(rows, key=order))
 
 
+def _setting(cell, key: str) -> str:
+    """The cell's value of a swept key; the seeds from metrics.json when not overridden."""
+    if key in cell.overrides:
+        return cell.overrides[key]
+    config = cell.metrics["config"]
+    return str({"seed": config.get("seed"), BASE_MODEL_KEY: config.get("finetune_seed")}.get(key, ""))
+
+
 def _cell(table: Table, row: Row, col: Column, bold: set, fmt: str) -> str:
-    mean, std = row.mean(col.name), row.std(col.name)
+    mean, ci = row.mean(col.name), row.ci95(col.name)
     if mean is None:
         return "–"
-    text = f"{mean:.3f} ± {std:.3f}" if fmt == "md" else f"{mean:.3f} $\\pm$ {std:.3f}"
+    text = f"{mean:.3f} ± {ci:.3f}" if fmt == "md" else f"{mean:.3f} $\\pm$ {ci:.3f}"
     if (row.key, col.name) in bold:
         text = f"**{text}**" if fmt == "md" else f"\\textbf{{{text}}}"
     return text
@@ -143,9 +176,11 @@ def to_latex(table: Table) -> str:
 
 
 def flat(table: Table) -> tuple[list[str], list[list]]:
-    """Header and rows of plain numbers: the row keys, n, then each column's mean and std."""
-    header = [*table.row_keys, "n", *(f"{c.name} {stat}" for c in table.columns for stat in ("mean", "std"))]
-    rows = [[*row.key, row.n, *(v for c in table.columns for v in (row.mean(c.name), row.std(c.name)))]
+    """Header and rows of plain numbers: the row keys, n, then each column's mean, std and 95%
+    interval half-width."""
+    header = [*table.row_keys, "n", *(f"{c.name} {stat}" for c in table.columns for stat in ("mean", "std", "ci95"))]
+    rows = [[*row.key, row.n, *(v for c in table.columns for v in (row.mean(c.name), row.std(c.name),
+                                                                    row.ci95(c.name)))]
             for row in table.rows]
     return header, rows
 
