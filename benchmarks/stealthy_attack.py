@@ -12,7 +12,7 @@ lines compare these with the targets of issue 12 (not tuned to them: they are wh
 for every cell, e.g.
 
     python benchmarks/stealthy_attack.py --methods gd --seeds 0 1 2 --base-seeds 0 1 2 --jobs 2
-    python benchmarks/stealthy_attack.py --base-seeds 0 -- attack.transform.p=0.66
+    python benchmarks/stealthy_attack.py --base-seeds 0 --eta 5 -- attack.transform.p=0.66
     python benchmarks/stealthy_attack.py --collect-only   # re-read an earlier run's cells
 """
 
@@ -145,6 +145,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
     parser.add_argument("--base-seeds", nargs="+", default=["0", "1", "2"], help="finetune.seed values")
     parser.add_argument("--out", type=Path, default=Path("multirun/stealthy_attack"))
+    parser.add_argument("--eta", help="SU's defense.eta for the SA+SU cells (default: defense/su.yaml's)")
     parser.add_argument("--jobs", type=int, default=1, help="cells run at once (joblib), one thread each")
     parser.add_argument("--collect-only", action="store_true", help="report the cells already in --out")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every cell (after --)")
@@ -155,7 +156,8 @@ def main() -> None:
         common = [f"method={','.join(args.methods)}", f"finetune.seed={','.join(args.base_seeds)}",
                   f"seed={','.join(args.seeds)}", *args.overrides]
         run_sweep(folders[0], [*common, "attack=none,sa"], args.jobs)
-        run_sweep(folders[1], [*common, "attack=sa", "defense=su"], args.jobs)
+        eta = [f"defense.eta={args.eta}"] if args.eta is not None else []
+        run_sweep(folders[1], [*common, "attack=sa", "defense=su", *eta], args.jobs)
     lines, checks = report(collect(folders), args.methods)
     print("\n".join(["", *lines, "", *checks]))
     (args.out / "results.md").write_text("\n".join([*lines, "", *(f"- {c}" for c in checks), ""]))
