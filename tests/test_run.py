@@ -60,6 +60,11 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     assert metrics["config"] == {"model": "tiny_llama", "data": "tofu_synth", "method": "gd", "attack": "none",
                                  "defense": "none", "seed": 0, "finetune_seed": 0}
     assert isinstance(metrics["reached_stop_at_unlearn"], bool)
+    assert set(metrics["base_model"]) == {"forget", "retain", "world_facts"}
+    assert set(metrics["base_model"]["forget"]) == {"plain", "templated"}
+    assert metrics["wall_seconds"] > 0
+    assert "clean utility" in proc.stdout and "unlearn" in proc.stdout
+    assert list((out / "csv").rglob("metrics.csv")), "the CSV logger wrote no per-step metrics"
 
 
 def test_metrics_json_records_what_produced_it(gd_cell):
@@ -68,16 +73,13 @@ def test_metrics_json_records_what_produced_it(gd_cell):
     assert record["versions"]["torch"] == torch.__version__
     assert set(record["versions"]) >= {"torch", "transformers", "lightning", "datasets", "peft", "hydra-core"}
     assert record["git"] is None or set(record["git"]) == {"commit", "dirty"}
-    # the subprocess ran with the package's portable CPU numerics (this shell exported none)
+    # the cell ran with the CPU numerics this environment set (conftest imported the package first: portable)
     numerics = record["cpu_numerics"]
-    assert numerics["threads"] >= 1 and numerics["MKL_CBWR"] == os.environ.get("MKL_CBWR", "AVX2")
-    if "ATEN_CPU_CAPABILITY" not in os.environ and record["device"].startswith("cpu (x86"):
+    assert numerics["threads"] >= 1
+    assert (numerics["MKL_CBWR"], numerics["ATEN_CPU_CAPABILITY"]) == (
+        os.environ.get("MKL_CBWR"), os.environ.get("ATEN_CPU_CAPABILITY"))
+    if os.environ.get("ATEN_CPU_CAPABILITY") == "avx2" and record["device"].startswith("cpu (x86"):
         assert numerics["cpu_capability"] == "AVX2"
-    assert set(metrics["base_model"]) == {"forget", "retain", "world_facts"}
-    assert set(metrics["base_model"]["forget"]) == {"plain", "templated"}
-    assert metrics["wall_seconds"] > 0
-    assert "clean utility" in proc.stdout and "unlearn" in proc.stdout
-    assert list((out / "csv").rglob("metrics.csv")), "the CSV logger wrote no per-step metrics"
 
 
 def test_curve_records_the_scores_every_n_steps(gd_cell):
@@ -104,7 +106,8 @@ def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_pat
     assert "Fine-tuning" not in proc.stderr + proc.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     cell = json.loads((gd_cell[0] / "metrics.json").read_text())
-    assert set(cell) - set(metrics) == {"attack", "defense", "base_model", "unlearn_steps", "config_hash"}
+    assert set(cell) - set(metrics) == {"attack", "defense", "base_model", "unlearn_steps", "config_hash",
+                                        "reached_stop_at_unlearn"}
     assert metrics["retain_model_dir"] == str(retain)
     assert metrics["forget_quality"] == pytest.approx(1.0)
     assert metrics["privleak"] == pytest.approx(0.0)

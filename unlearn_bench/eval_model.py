@@ -19,6 +19,7 @@ from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
 from unlearn_bench.finetune import cached_model_dir, given_model
 from unlearn_bench.model import existing_model_path, load_pretrained
+from unlearn_bench.provenance import provenance
 from unlearn_bench.resolvers import register_resolvers
 from unlearn_bench.resume import write_metrics
 from unlearn_bench.run import format_table
@@ -55,6 +56,7 @@ def evaluate_saved(cfg: DictConfig) -> dict:
         "retain_model_dir": str(retain_dir) if retain_dir else None,
         "config": {"model": cfg.model.name, "data": cfg.data.name},
         "eval_device": str(device),
+        "provenance": provenance(device),
         "wall_seconds": round(time.time() - start, 2),
     }
     output_dir = Path(cfg.paths.output_dir)
