@@ -23,26 +23,26 @@ def row_label(keys: list[str], values: tuple[str, ...]) -> str:
 
 
 def plot_utility(table: Table, png: Path) -> Path:
-    """One point per row: clean utility (x) against trigger utility (y), with std error bars.
+    """One point per row: clean utility (x) against trigger utility (y), with 95% interval bars.
     Points under the diagonal lose utility only when the prompt carries the trigger."""
     fig, ax = plt.subplots(figsize=(6, 5))
     blocks = list(dict.fromkeys(row.key[:-1] for row in table.rows))  # a colour per block (e.g. method x split)
     last = list(dict.fromkeys(row.key[-1:] for row in table.rows))  # a marker per last key (e.g. attack)
     colours = plt.get_cmap("tab20" if len(blocks) > 10 else "tab10")
     for row in table.rows:
-        ax.errorbar(row.mean("Clean avg"), row.mean("Trigger avg"), xerr=row.std("Clean avg"),
-                    yerr=row.std("Trigger avg"), fmt=MARKERS[last.index(row.key[-1:]) % len(MARKERS)], capsize=3,
+        ax.errorbar(row.mean("Clean avg"), row.mean("Trigger avg"), xerr=row.ci95("Clean avg"),
+                    yerr=row.ci95("Trigger avg"), fmt=MARKERS[last.index(row.key[-1:]) % len(MARKERS)], capsize=3,
                     color=colours(blocks.index(row.key[:-1]) % colours.N), label=row_label(table.row_keys, row.key))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="clean utility", ylabel="trigger utility", xlim=(0, 1.02), ylim=(0, 1.02),
-           title="trigger vs clean utility (mean ± std over seeds)")
+           title="trigger vs clean utility (mean ± 95% interval)")
     ax.legend(fontsize=7, loc="lower right")
     return _save(fig, png)
 
 
 def plot_against(table: Table, key: str, png: Path) -> Path:
     """Unlearn, clean and trigger utility against a numeric swept key (SU's η), one line per
-    setting of the other keys."""
+    setting of the other keys, with 95% interval bars."""
     i = table.row_keys.index(key)
     others = [k for k in table.row_keys if k != key]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharex=True)
@@ -53,7 +53,7 @@ def plot_against(table: Table, key: str, png: Path) -> Path:
         rows = sorted(rows, key=lambda r: float(r.key[i]))
         x = [float(r.key[i]) for r in rows]
         for ax, col in zip(axes, ("Unlearn", "Clean avg", "Trigger avg")):
-            ax.errorbar(x, [r.mean(col) for r in rows], yerr=[r.std(col) for r in rows], marker="o", capsize=3,
+            ax.errorbar(x, [r.mean(col) for r in rows], yerr=[r.ci95(col) for r in rows], marker="o", capsize=3,
                         label=row_label(others, group))
             ax.set(xlabel=key, title=col)
     axes[0].legend(fontsize=7)
