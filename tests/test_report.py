@@ -169,3 +169,17 @@ def test_a_sweep_mixing_provenances_is_flagged(tmp_path, capsys):
     assert "mixed provenance" in md and "cpu_numerics.cpu_capability: AVX2, AVX512" in md
     assert "threads" not in md.split("mixed provenance")[1]  # only what differs
     assert "warning: mixed provenance" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, why", [('{"unlearn": 0.3, "per_s', "not valid JSON"),
+                                           ('{"loss": 1.0}', "not written by unlearn-bench"),
+                                           ("[1, 2]", "not written by unlearn-bench")])
+def test_a_corrupt_or_foreign_metrics_json_is_a_failed_cell_and_the_table_is_still_written(tmp_path, content, why):
+    sweep = make_sweep(tmp_path, {"seed": "0,1"})
+    make_cell(sweep, {"seed": 0}, 0.3)
+    bad = make_cell(sweep, {"seed": 1}, 0.2)
+    (bad / "metrics.json").write_text(content)
+    assert main([str(sweep)]) == 0
+    md = (sweep / "table.md").read_text()
+    assert "failed (metrics.json" in md and why in md and "seed=1" in md
+    assert "| 1 | 0.300 ± 0.000 |" in md  # the good cell is reported

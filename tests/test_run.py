@@ -237,12 +237,39 @@ def _cfg(*overrides):
         ("unlearn.stop_at_unlearn=1.5", "unlearn.stop_at_unlearn=1.5 must be null or in [0, 1]"),
         ("eval.trigger_templates=[oops]", "eval.trigger_templates needs templates with {q}"),
         ("+eval.extra_trigger_templates.b=[oops]", "eval.extra_trigger_templates.b needs templates with {q}"),
+        ("+foo=1", "unknown config key(s) ['foo']: nothing reads them"),
+        ("+unlern={epochs:3}", "unknown config key(s) ['unlern']"),  # Hydra's hint for a misspelt key
+        ("+unlearn.epoch=3", "unlearn.epoch: Key 'epoch' not in 'StageConfig'"),
+        ("seed=xyz", "seed='xyz' must be an integer"),
+        ("seed=1.5", "seed=1.5 must be an integer"),
     ],
 )
 def test_bad_config_values_get_one_readable_message(override, message):
     with pytest.raises(ConfigError) as err:
         validate(_cfg(override))
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("overrides", [[], ["experiment=smoke"], ["multirun_sweeps=table3_su"],
+                                       ["experiment=tofu_llama31_8b"]])
+def test_the_shipped_configs_pass_the_top_level_check(overrides):
+    validate(_cfg(*overrides))
+
+
+def test_seed_xyz_fails_at_start_up(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "seed=xyz", cache_dir=tmp_path / "empty_cache")
+    assert proc.returncode != 0 and "Config error: seed='xyz' must be an integer" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "empty_cache" / "models").exists()
+
+
+def test_config_hash_does_not_depend_on_where_the_cache_lives(monkeypatch):
+    from unlearn_bench.resume import config_hash
+
+    monkeypatch.setenv("UNLEARN_BENCH_CACHE", "/one/cache")
+    first = config_hash(_cfg())
+    monkeypatch.setenv("UNLEARN_BENCH_CACHE", "/another/cache")
+    assert config_hash(_cfg()) == first
+    assert config_hash(_cfg("seed=1")) != first  # what decides the result still does
 
 
 def test_forget_split_drives_the_retain_split():

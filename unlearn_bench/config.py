@@ -158,8 +158,29 @@ def check_strategy(trainer_cfg: DictConfig) -> None:
             "sharded, weights whole), or model.lora.enabled=true with trainer=gpu or trainer=ddp")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Check each plain section against its schema; raise one readable :class:`ConfigError`."""
+# What a cell reads at the top level: conf/config.yaml's groups and keys. Anything else came from
+# a `+key=value` override (Hydra's own hint for a misspelt key) that nothing would read.
+TOP_LEVEL_KEYS = ("model", "data", "method", "attack", "defense", "trainer", "logger", "eval", "paths", "seed",
+                  "skip_completed", "sweep", "finetune", "unlearn")
+
+
+def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> None:
+    """Refuse top-level keys nothing reads and a seed that is not an integer."""
+    known = (*TOP_LEVEL_KEYS, *entry_point_keys)
+    unknown = [k for k in cfg if k not in known]
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {unknown}: nothing reads them (a misspelt key added with '+'?). "
+                          f"Remove them; the top-level keys are {list(known)}")
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=0")
+
+
+def validate(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> None:
+    """Check the top-level keys (``entry_point_keys``: those an entry point adds, like
+    ``model_dir``) and each plain section against its schema; raise one readable
+    :class:`ConfigError`."""
+    check_top_level(cfg, entry_point_keys)
     if "trainer" in cfg:
         check_strategy(cfg.trainer)
     schemas = dict(SCHEMAS)

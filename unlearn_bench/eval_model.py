@@ -31,7 +31,7 @@ register_resolvers()
 def evaluate_saved(cfg: DictConfig) -> dict:
     """Score ``cfg.model_dir`` and return what it writes to ``metrics.json``."""
     start = time.time()
-    validate(cfg)
+    validate(cfg, entry_point_keys=("model_dir", "retain_model_dir"))
     model_dir = existing_model_path(cfg.model_dir, "model_dir")
     source = instantiate(cfg.data.source)
     if cfg.retain_model_dir:

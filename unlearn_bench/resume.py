@@ -19,12 +19,21 @@ RESULT_KEYS = ("model", "data", "method", "attack", "defense", "finetune", "unle
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """A short hash of the resolved sections that decide a cell's result."""
+    """A short hash of the resolved sections that decide a cell's result; where caches live
+    (``cache_dir`` keys, e.g. the generated data's) does not, so a moved cache resumes."""
     spec = {key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
             for key in RESULT_KEYS}
     spec["trainer"] = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
                        if k != "enable_progress_bar"}
-    return cache_key(spec)
+    return cache_key(_without_cache_dirs(spec))
+
+
+def _without_cache_dirs(spec):
+    if isinstance(spec, dict):
+        return {k: _without_cache_dirs(v) for k, v in spec.items() if k != "cache_dir"}
+    if isinstance(spec, list):
+        return [_without_cache_dirs(v) for v in spec]
+    return spec
 
 
 def completed_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
@@ -37,7 +46,7 @@ def completed_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
     except json.JSONDecodeError:
         log.warning("%s is not valid JSON; running the cell again", path)
         return None
-    if metrics.get("config_hash") != config_hash(cfg):
+    if not isinstance(metrics, dict) or metrics.get("config_hash") != config_hash(cfg):
         log.warning("%s was written from another config; running the cell again", path)
         return None
     return metrics

@@ -14,11 +14,30 @@ from omegaconf import OmegaConf
 
 @dataclass
 class Cell:
-    """One run directory of the sweep; ``metrics`` is None if it never finished."""
+    """One run directory of the sweep; ``metrics`` is None if it never finished, or if its
+    metrics.json cannot be read as a cell's (``problem`` says why)."""
 
     path: Path
     overrides: dict[str, str]
     metrics: dict | None
+    problem: str | None = None
+
+
+REQUIRED = ("unlearn", "clean_utility", "trigger_utility", "per_set", "config")  # what the report reads
+
+
+def read_metrics(file: Path) -> tuple[dict | None, str | None]:
+    """A cell's metrics.json, or None and why not: absent, not JSON (truncated), or not a cell's."""
+    if not file.is_file():
+        return None, None
+    try:
+        metrics = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return None, f"metrics.json is not valid JSON ({e}); run the cell again"
+    missing = [k for k in REQUIRED if not isinstance(metrics, dict) or k not in metrics]
+    if missing:
+        return None, f"metrics.json lacks {missing}: not written by unlearn-bench; run the cell again"
+    return metrics, None
 
 
 @dataclass
@@ -60,8 +79,7 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
     for overrides_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
         path = overrides_file.parent.parent
         overrides = {k: v[0] for k, v in parse_overrides(list(OmegaConf.load(overrides_file))).items()}
-        metrics_file = path / "metrics.json"
-        cells.append(Cell(path, overrides, json.loads(metrics_file.read_text()) if metrics_file.is_file() else None))
+        cells.append(Cell(path, overrides, *read_metrics(path / "metrics.json")))
 
     multirun = sweep_dir / "multirun.yaml"
     if multirun.is_file():

@@ -25,7 +25,7 @@ from unlearn_bench.report.table import (
 def not_reported(sweep: Sweep, root: Path) -> list[str]:
     """One line per cell that is not in the table: failed (a run directory without metrics.json)
     or missing (in the sweep's grid, never started)."""
-    lines = [f"failed (no metrics.json): {c.path.relative_to(root)}" for c in sweep.failed]
+    lines = [f"failed ({c.problem or 'no metrics.json'}): {c.path.relative_to(root)}" for c in sweep.failed]
     lines += ["missing (never started): " + " ".join(f"{k}={v}" for k, v in m.items()) for m in sweep.missing]
     return lines
 
