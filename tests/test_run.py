@@ -67,6 +67,15 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     assert list((out / "csv").rglob("metrics.csv")), "the CSV logger wrote no per-step metrics"
 
 
+def test_the_console_holds_no_library_chatter(gd_cell):
+    _, proc = gd_cell
+    console = proc.stdout + proc.stderr
+    for chatter in ("Tip:", "GPU available", "TPU available", "Seed set to", "LeafSpec", "Creating json from Arrow",
+                    "Generating train split", "Loading `train_dataloader`"):
+        assert chatter not in console, chatter
+    assert "Traceback" not in console
+
+
 def test_metrics_json_records_what_produced_it(gd_cell):
     out, _ = gd_cell
     record = json.loads((out / "metrics.json").read_text())["provenance"]

@@ -5,6 +5,7 @@ from datasets import Dataset
 
 from conftest import REAL_TOFU
 from unlearn_bench.data.source import SyntheticTofu, TofuSource
+from unlearn_bench.data.validation import DataError
 
 ROWS = [{"question": "Q1?", "answer": "A1."}, {"question": "Q2?", "answer": "A2."}]
 
@@ -55,6 +56,13 @@ def test_an_empty_split_is_named(tmp_path, content):
     Dataset.from_list(ROWS).select([]).to_parquet(tmp_path / "retain90.parquet")
     with pytest.raises(ValueError, match=r"retain90\.parquet (is empty|holds no rows)"):
         TofuSource(tmp_path).load("retain90")
+
+
+def test_a_truncated_line_names_the_file_without_a_long_traceback(tmp_path, capsys):
+    (tmp_path / "forget10.json").write_text(json.dumps(ROWS[0]) + "\n" + json.dumps(ROWS[1])[:12] + "\n")
+    with pytest.raises(DataError, match=r"forget10\.json cannot be read as json .*fix or replace the file"):
+        TofuSource(tmp_path).load("forget10")
+    assert "Generating train split" not in capsys.readouterr().err  # local files load without a progress bar
 
 
 def test_a_local_path_that_does_not_exist_is_not_sent_to_the_hub(tmp_path):

@@ -21,7 +21,9 @@ from omegaconf import DictConfig
 from unlearn_bench.attacks import token_insertion_rate
 from unlearn_bench.callbacks import EvalCurve, StopAtUnlearn
 from unlearn_bench.config import ConfigError, validate
+from unlearn_bench.console import quiet_library_warnings
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.data.validation import DataError
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.defenses import finetune_on_retain
@@ -211,10 +213,13 @@ def format_table(metrics: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    quiet_library_warnings()
     try:
         run_cell(cfg)
     except (ConfigError, FileNotFoundError) as e:
         raise SystemExit(f"Config error: {e}") from None
+    except DataError as e:
+        raise SystemExit(f"Data error: {e}") from None
     except torch.cuda.OutOfMemoryError:
         raise SystemExit(f"Out of GPU memory with model={cfg.model.name}. Try model.lora.enabled=true, "
                          "model.gradient_checkpointing=true, a smaller unlearn.batch_size with "

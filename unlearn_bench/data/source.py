@@ -5,13 +5,16 @@ All three end in the same ``datasets.Dataset`` per split, so every later stage s
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
+import datasets
 from datasets import Dataset, load_dataset
+from datasets.exceptions import DatasetGenerationError
 
 from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data import synthetic
-from unlearn_bench.data.validation import STRING, STRINGS, check_rows
+from unlearn_bench.data.validation import STRING, STRINGS, DataError, check_rows
 
 # A TOFU-format row: question and answer; eval splits add a paraphrase and perturbed answers.
 REQUIRED_FIELDS = {"question": STRING, "answer": STRING}
@@ -49,16 +52,33 @@ class TofuSource:
             file = folder / f"{split}{suffix}"
             if file.exists():
                 if file.stat().st_size == 0:  # datasets would raise a bare StopIteration
-                    raise ValueError(f"{file} is empty")
+                    raise DataError(f"{file} is empty")
                 try:
-                    return load_dataset(builder, data_files=str(file), split="train"), str(file)
+                    with quiet_datasets():
+                        return load_dataset(builder, data_files=str(file), split="train"), str(file)
+                except DatasetGenerationError as e:  # e.g. a truncated line: a long traceback naming no file
+                    raise DataError(f"{file} cannot be read as {builder} ({e.__cause__ or e}); fix or "
+                                    "replace the file") from None
                 except ValueError as e:  # e.g. "[]": datasets finds no split at all
-                    raise ValueError(f"{file} holds no rows ({e})") from None
+                    raise DataError(f"{file} holds no rows ({e})") from None
         found = sorted(p.stem for p in folder.iterdir() if p.suffix in (".json", ".jsonl", ".parquet"))
         raise FileNotFoundError(
             f"split {split!r} not found in {folder}: expected {split}.json, .jsonl or .parquet; "
             f"splits there: {found or 'none'}"
         )
+
+
+@contextmanager
+def quiet_datasets():
+    """No progress bars for reading and writing small local files (seconds of work, one bar per
+    file and per split otherwise); downloads from the hub keep theirs."""
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
 
 
 class SyntheticTofu(TofuSource):
@@ -69,7 +89,7 @@ class SyntheticTofu(TofuSource):
         self.generator_kwargs = generator_kwargs
         folder = Path(cache_dir) / f"tofu_synth-{cache_key(self.fingerprint)}"
         if not folder.is_dir():
-            with building(folder) as tmp:
+            with building(folder) as tmp, quiet_datasets():
                 synthetic.write(tmp, **generator_kwargs)
         super().__init__(str(folder))
 

@@ -8,6 +8,11 @@ from typing import Callable, Mapping
 
 from datasets import Dataset
 
+
+class DataError(ValueError):
+    """A data file that cannot be used; the message names the file (and row and field)."""
+
+
 Kind = tuple[str, Callable[[object], bool]]  # (what is expected, in words; the check)
 
 STRING: Kind = ("a string", lambda v: isinstance(v, str))
@@ -23,14 +28,14 @@ def check_rows(data: Dataset, where: str, required: Mapping[str, Kind],
     (the file or split), the row and the field."""
     missing = [f for f in required if f not in data.column_names]
     if missing:
-        raise ValueError(f"{where}: rows need the field(s) {missing}; the file has {data.column_names}")
+        raise DataError(f"{where}: rows need the field(s) {missing}; the file has {data.column_names}")
     if len(data) == 0:
-        raise ValueError(f"{where} is empty: it holds no rows")
+        raise DataError(f"{where} is empty: it holds no rows")
     fields = {**required, **{k: v for k, v in (optional or {}).items() if k in data.column_names}}
     for field, (expected, ok) in fields.items():
         for row, value in enumerate(data[field]):
             if value is None:
-                raise ValueError(f"{where}, row {row}, field {field!r}: missing")
+                raise DataError(f"{where}, row {row}, field {field!r}: missing")
             if not ok(value):
-                raise ValueError(f"{where}, row {row}, field {field!r}: expected {expected}, got {value!r}")
+                raise DataError(f"{where}, row {row}, field {field!r}: expected {expected}, got {value!r}")
     return data
