@@ -271,6 +271,25 @@ def test_seed_xyz_fails_at_start_up(tmp_path, cache_dir):
     assert "Traceback" not in proc.stderr and not (tmp_path / "empty_cache" / "models").exists()
 
 
+def test_a_malformed_forget_split_fails_before_any_fine_tune(tmp_path):
+    from unlearn_bench.data import synthetic
+
+    folder = synthetic.write(tmp_path / "tofu", num_authors=6)
+    rows = (folder / "forget05.json").read_text().splitlines()
+    rows[1] = json.dumps({"question": "Q?", "answer": 7})
+    (folder / "forget05.json").write_text("\n".join(rows) + "\n")
+    # real TOFU's layout: the forget split is read only for unlearning, not as an eval set
+    data = ["data=tofu", f"data.source.path={folder}", "data.forget_split=forget05", "data.holdout_split=null",
+            "data.eval_sets.forget=forget10", "data.eval_sets.retain=retain90", "data.eval_sets.world_facts=world_facts",
+            "~data.eval_sets.real_authors",
+            "data.utility_sets=[retain,world_facts]", "data.normalised_sets=[world_facts]"]
+    proc = run_cli(tmp_path / "run", cache_dir=tmp_path / "cache", data=data)
+    assert proc.returncode != 0
+    assert "Data error: " in proc.stderr and "forget05.json, row 1, field 'answer': expected a string, got 7" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Fine-tuning" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "cache" / "models").exists()
+
+
 def test_config_hash_does_not_depend_on_where_the_cache_lives(monkeypatch):
     from unlearn_bench.resume import config_hash
 

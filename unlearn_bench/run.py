@@ -59,7 +59,8 @@ def run_cell(cfg: DictConfig) -> dict:
     # 1. The fine-tuned models: given (published checkpoints) or trained once per (model, data,
     #    fine-tune) config and cached.
     source = instantiate(cfg.data.source)
-    eval_data = load_eval_data(cfg.data, source)  # before training: a missing set fails early
+    eval_data = load_eval_data(cfg.data, source)  # before training: a missing or malformed set fails early
+    forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
     full_dir = finetuned_model_dir(cfg, source, "full")
     retain_dir = finetuned_model_dir(cfg, source, "retain")  # the reference for forget quality
 
@@ -90,7 +91,6 @@ def run_cell(cfg: DictConfig) -> dict:
     model.to(device)
     base_scores = base_eval(model, encoder, source, cfg, full_dir)
     model = with_lora(model, cfg.model.lora, "unlearn")  # with LoRA, only the adapters unlearn
-    forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
     attack_stats, defense_stats, attacked = None, {}, set()
     if attack is not None:
         clean, forget = forget, attack(forget)
