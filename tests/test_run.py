@@ -265,6 +265,14 @@ def test_the_shipped_configs_pass_the_top_level_check(overrides):
     validate(_cfg(*overrides))
 
 
+def test_smoke_with_real_tofu_refuses_the_synthetic_knob_in_one_line():
+    with pytest.raises(ConfigError, match=r"data\.source\.num_authors is not an argument of "
+                                          r"unlearn_bench\.data\.source\.TofuSource.*~data\.source\.num_authors"):
+        validate(_cfg("experiment=smoke", "data=tofu"))
+    validate(_cfg("experiment=smoke", "data=tofu", "~data.source.num_authors"))  # the fix it names works
+    validate(_cfg("experiment=smoke"))  # the embedded data takes it
+
+
 def test_seed_xyz_fails_at_start_up(tmp_path, cache_dir):
     proc = run_cli(tmp_path, "seed=xyz", cache_dir=tmp_path / "empty_cache")
     assert proc.returncode != 0 and "Config error: seed='xyz' must be an integer" in proc.stderr

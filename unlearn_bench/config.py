@@ -6,9 +6,11 @@ errors for wrong keys, types and ranges inside the sections the recipes read dir
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -176,11 +178,30 @@ def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> 
         raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=0")
 
 
+def check_data_source(source: DictConfig) -> None:
+    """Refuse ``data.source`` keys its ``_target_`` takes no argument for (``experiment=smoke``'s
+    ``num_authors`` under ``data=tofu``, say), before anything is built."""
+    try:
+        target = get_object(source._target_)
+    except Exception:  # an unimportable target: instantiate reports it with its own message
+        return
+    params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = [k for k in source if not str(k).startswith("_") and k not in params]
+    if unknown:
+        hint = " (experiment=smoke sets it for the embedded data only)" if unknown[0] == "num_authors" else ""
+        raise ConfigError(f"data.source.{unknown[0]} is not an argument of {source._target_} (it takes "
+                          f"{list(params)}); remove it with ~data.source.{unknown[0]}{hint}")
+
+
 def validate(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> None:
     """Check the top-level keys (``entry_point_keys``: those an entry point adds, like
     ``model_dir``) and each plain section against its schema; raise one readable
     :class:`ConfigError`."""
     check_top_level(cfg, entry_point_keys)
+    if OmegaConf.select(cfg, "data.source._target_"):
+        check_data_source(cfg.data.source)
     if "trainer" in cfg:
         check_strategy(cfg.trainer)
     schemas = dict(SCHEMAS)
