@@ -14,10 +14,9 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from unlearn_bench.config import ConfigError, validate
-from unlearn_bench.console import quiet_library_warnings
+from unlearn_bench.config import validate
+from unlearn_bench.console import one_line_errors, quiet_library_warnings
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.data.validation import DataError
 from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
 from unlearn_bench.finetune import cached_model_dir, given_model
 from unlearn_bench.model import existing_model_path, load_pretrained
@@ -72,12 +71,8 @@ def evaluate_saved(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval_model")
 def main(cfg: DictConfig) -> None:
     quiet_library_warnings()
-    try:
+    with one_line_errors():
         evaluate_saved(cfg)
-    except (ConfigError, FileNotFoundError) as e:
-        raise SystemExit(f"Config error: {e}") from None
-    except DataError as e:
-        raise SystemExit(f"Data error: {e}") from None
 
 
 if __name__ == "__main__":

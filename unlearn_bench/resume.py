@@ -36,17 +36,29 @@ def _without_cache_dirs(spec):
     return spec
 
 
+def read_metrics(file: Path, required: tuple[str, ...] = ()) -> tuple[dict | None, str | None]:
+    """A cell's metrics.json, or None and why not: absent (no reason), not JSON (truncated), or
+    not a cell's (not an object, or without the ``required`` keys its reader needs)."""
+    if not file.is_file():
+        return None, None
+    try:
+        metrics = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return None, f"metrics.json is not valid JSON ({e}); run the cell again"
+    missing = [k for k in required if isinstance(metrics, dict) and k not in metrics]
+    if not isinstance(metrics, dict) or missing:
+        return None, f"metrics.json lacks {missing or 'a JSON object'}: not written by unlearn-bench; run the cell again"
+    return metrics, None
+
+
 def completed_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
     """The metrics of a finished run of this very config in ``output_dir``, else None."""
     path = Path(output_dir) / "metrics.json"
-    if not path.is_file():
+    metrics, problem = read_metrics(path)
+    if problem is not None:
+        log.warning("%s: %s", path, problem)
         return None
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        log.warning("%s is not valid JSON; running the cell again", path)
-        return None
-    if not isinstance(metrics, dict) or metrics.get("config_hash") != config_hash(cfg):
+    if metrics is not None and metrics.get("config_hash") != config_hash(cfg):
         log.warning("%s was written from another config; running the cell again", path)
         return None
     return metrics

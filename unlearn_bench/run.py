@@ -21,9 +21,8 @@ from omegaconf import DictConfig
 from unlearn_bench.attacks import token_insertion_rate
 from unlearn_bench.callbacks import EvalCurve, StopAtUnlearn
 from unlearn_bench.config import ConfigError, validate
-from unlearn_bench.console import quiet_library_warnings
+from unlearn_bench.console import one_line_errors, quiet_library_warnings
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.data.validation import DataError
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.defenses import finetune_on_retain
@@ -215,11 +214,8 @@ def format_table(metrics: dict) -> str:
 def main(cfg: DictConfig) -> None:
     quiet_library_warnings()
     try:
-        run_cell(cfg)
-    except (ConfigError, FileNotFoundError) as e:
-        raise SystemExit(f"Config error: {e}") from None
-    except DataError as e:
-        raise SystemExit(f"Data error: {e}") from None
+        with one_line_errors():
+            run_cell(cfg)
     except torch.cuda.OutOfMemoryError:
         raise SystemExit(f"Out of GPU memory with model={cfg.model.name}. Try model.lora.enabled=true, "
                          "model.gradient_checkpointing=true, a smaller unlearn.batch_size with "

@@ -4,12 +4,13 @@ sweep asked for but never started, from Hydra's multirun.yaml and each cell's ov
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+
+from unlearn_bench.resume import read_metrics
 
 
 @dataclass
@@ -25,19 +26,6 @@ class Cell:
 
 REQUIRED = ("unlearn", "clean_utility", "trigger_utility", "per_set", "config")  # what the report reads
 
-
-def read_metrics(file: Path) -> tuple[dict | None, str | None]:
-    """A cell's metrics.json, or None and why not: absent, not JSON (truncated), or not a cell's."""
-    if not file.is_file():
-        return None, None
-    try:
-        metrics = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return None, f"metrics.json is not valid JSON ({e}); run the cell again"
-    missing = [k for k in REQUIRED if not isinstance(metrics, dict) or k not in metrics]
-    if missing:
-        return None, f"metrics.json lacks {missing}: not written by unlearn-bench; run the cell again"
-    return metrics, None
 
 
 @dataclass
@@ -79,7 +67,7 @@ def read_sweep(sweep_dir: str | Path) -> Sweep:
     for overrides_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
         path = overrides_file.parent.parent
         overrides = {k: v[0] for k, v in parse_overrides(list(OmegaConf.load(overrides_file))).items()}
-        cells.append(Cell(path, overrides, *read_metrics(path / "metrics.json")))
+        cells.append(Cell(path, overrides, *read_metrics(path / "metrics.json", REQUIRED)))
 
     multirun = sweep_dir / "multirun.yaml"
     if multirun.is_file():

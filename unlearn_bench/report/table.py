@@ -15,8 +15,8 @@ from unlearn_bench.report.cells import Sweep
 
 # A result is sampled over the unlearning seed and over the base model (the fine-tune's seed: the
 # same command builds a different base model with another seed, or on another machine).
-REPLICATE_KEYS = ("seed", "finetune.seed")
 BASE_MODEL_KEY = "finetune.seed"
+REPLICATE_KEYS = ("seed", BASE_MODEL_KEY)
 
 
 def ci95(values: list[float]) -> float:
