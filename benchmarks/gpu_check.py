@@ -34,13 +34,15 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from transformers import AutoModelForCausalLM, LlamaConfig
 
+from unlearn_bench.cell import run_cell
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.generation import generate_answers
 from unlearn_bench.lora import frozen_reference, with_lora
 from unlearn_bench.model import load_pretrained
 from unlearn_bench.module import ComposedLossModule
-from unlearn_bench.run import run_cell
+from unlearn_bench.preflight import check_cell
+from unlearn_bench.resolvers import register_resolvers
 from unlearn_bench.tokenizer import train_tokenizer
 
 LLAMA3_VOCAB = 128_256
@@ -178,6 +180,7 @@ def main() -> None:
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}; work folder {workdir}")
 
     summary = []
+    register_resolvers()
     with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
         for name, lora in [(m, lora) for m, lora in CHECKS if m in args.models]:
             folder = workdir / name
@@ -202,7 +205,8 @@ def main() -> None:
                              "eval.max_samples=16", "eval.batch_size=16", f"eval.max_new_tokens={min(new_tokens, 64)}",
                              f"paths.output_dir={workdir / 'cells' / f'{name}-{method}'}", "skip_completed=false"]
                 start = time.time()
-                metrics = run_cell(compose("config", overrides=overrides))
+                cell_cfg = compose("config", overrides=overrides)
+                metrics = run_cell(cell_cfg, check_cell(cell_cfg))
                 devices.add(metrics["eval_device"])
                 print(f"cell {name} {method}: {metrics['unlearn_steps']} unlearning steps, eval on "
                       f"{metrics['eval_device']}, {time.time() - start:.0f} s, Unlearn {metrics['unlearn']:.3f}")

@@ -62,7 +62,7 @@ def test_a_missing_local_checkpoint_fails_with_a_message(tmp_path, cache_dir):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)})
     assert proc.returncode != 0
-    assert f"model.pretrained='{tmp_path}/nothing' is not a folder" in proc.stderr
+    assert f"Folder error: model.pretrained='{tmp_path}/nothing' does not exist" in proc.stderr
 
 
 def test_lora_trains_only_the_adapters_and_its_reference_is_the_model_before(checkpoints):

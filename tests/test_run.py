@@ -122,7 +122,7 @@ def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_pat
     assert metrics["privleak"] == pytest.approx(0.0)
     bad = subprocess.run([sys.executable, "-m", "unlearn_bench.eval_model", "model_dir=/no/such/model"],
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and "model_dir='/no/such/model' is not a folder" in bad.stderr
+    assert bad.returncode != 0 and "Folder error: model_dir='/no/such/model' does not exist" in bad.stderr
 
 
 def test_second_cell_reuses_the_cached_models(gd_cell, tmp_path, cache_dir):

@@ -5,7 +5,7 @@ from datasets import Dataset
 
 from conftest import REAL_TOFU
 from unlearn_bench.data.source import SyntheticTofu, TofuSource
-from unlearn_bench.data.validation import DataError
+from unlearn_bench.errors import DataError
 
 ROWS = [{"question": "Q1?", "answer": "A1."}, {"question": "Q2?", "answer": "A2."}]
 

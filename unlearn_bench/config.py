@@ -14,11 +14,9 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from unlearn_bench.errors import ConfigError
+
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key and the fix."""
 
 
 def _check_optimizer(where: str, optimizer) -> None:
@@ -178,40 +176,53 @@ def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> 
         raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=0")
 
 
-def check_data_source(source: DictConfig) -> None:
-    """Refuse ``data.source`` keys its ``_target_`` takes no argument for (``experiment=smoke``'s
-    ``num_authors`` under ``data=tofu``, say), before anything is built."""
+def check_arguments(node: DictConfig, where: str) -> None:
+    """Refuse keys of a ``_target_`` node that its target takes no argument for (a misspelt knob
+    in a method, attack or defense file; ``experiment=smoke``'s ``num_authors`` under
+    ``data=tofu``), before anything is built."""
     try:
-        target = get_object(source._target_)
+        target = get_object(node._target_)
     except Exception:  # an unimportable target: instantiate reports it with its own message
         return
     params = inspect.signature(target).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    unknown = [k for k in source if not str(k).startswith("_") and k not in params]
+    unknown = [k for k in node if not str(k).startswith("_") and k not in params]
     if unknown:
         hint = " (experiment=smoke sets it for the embedded data only)" if unknown[0] == "num_authors" else ""
-        raise ConfigError(f"data.source.{unknown[0]} is not an argument of {source._target_} (it takes "
-                          f"{list(params)}); remove it with ~data.source.{unknown[0]}{hint}")
+        raise ConfigError(f"{where}.{unknown[0]} is not an argument of {node._target_} (it takes "
+                          f"{[p for p in params if p != 'self']}); remove it with ~{where}.{unknown[0]}{hint}")
 
 
 def validate(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> None:
     """Check the top-level keys (``entry_point_keys``: those an entry point adds, like
-    ``model_dir``) and each plain section against its schema; raise one readable
-    :class:`ConfigError`."""
-    check_top_level(cfg, entry_point_keys)
+    ``model_dir``), the trainer's strategy and each plain section against its schema; raise one
+    :class:`ConfigError` that lists every problem, one line each."""
+    problems = []
+    checks = [lambda: check_top_level(cfg, entry_point_keys)]
     if OmegaConf.select(cfg, "data.source._target_"):
-        check_data_source(cfg.data.source)
+        checks.append(lambda: check_arguments(cfg.data.source, "data.source"))
     if "trainer" in cfg:
-        check_strategy(cfg.trainer)
+        checks.append(lambda: check_strategy(cfg.trainer))
     schemas = dict(SCHEMAS)
     schemas |= {key: schema for key, schema in OPTIONAL_SCHEMAS.items() if OmegaConf.select(cfg, key) is not None}
-    for key, schema in schemas.items():
-        section = OmegaConf.select(cfg, key)
-        if section is None:
-            raise ConfigError(f"the config has no '{key}' section")
+    checks += [lambda key=key, schema=schema: check_section(cfg, key, schema) for key, schema in schemas.items()]
+    for check in checks:
         try:
-            merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(section, resolve=True))
-        except OmegaConfBaseException as e:
-            raise ConfigError(f"bad value in {key}.{e.full_key}: {str(e.msg).splitlines()[0]}") from None
-        OmegaConf.to_object(merged).check(key)
+            check()
+        except ConfigError as e:
+            problems.append(str(e))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def check_section(cfg: DictConfig, key: str, schema: type) -> None:
+    """The plain section ``key`` against its schema: known keys, types, ranges."""
+    section = OmegaConf.select(cfg, key)
+    if section is None:
+        raise ConfigError(f"the config has no '{key}' section")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(section, resolve=True))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad value in {key}.{e.full_key}: {str(e.msg).splitlines()[0]}") from None
+    OmegaConf.to_object(merged).check(key)

@@ -1,14 +1,15 @@
-"""What the entry points print: the run's own messages and warnings that concern the user, not
-library internals (issue 13: a default run's console fits on one screen)."""
+"""What the entry points print: the run's own messages, its results table and warnings that
+concern the user, not library internals (issue 13: a default run's console fits on one screen)."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from unlearn_bench.config import ConfigError
-from unlearn_bench.data.validation import DataError
+from unlearn_bench.errors import problem_lines
 
 # Raised inside Lightning by its own use of torch internals; nothing a user can act on.
 LIBRARY_WARNINGS = (
@@ -23,12 +24,59 @@ def quiet_library_warnings() -> None:
 
 
 @contextmanager
-def one_line_errors() -> Iterator[None]:
-    """A bad config or data file ends the entry point with one line naming it, not a traceback
-    (``HYDRA_FULL_ERROR=1`` does not change this: the message already names the culprit)."""
+def logging_kept(*names: str) -> Iterator[None]:
+    """Keep the levels and handlers of the loggers ``names`` through the block. Lightning sets its
+    loggers to INFO when imported; the entry points import it after Hydra has configured logging
+    (quiet, see conf/hydra/default.yaml; ``hydra.verbose`` for the detail), so they restore it."""
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
     try:
         yield
-    except (ConfigError, FileNotFoundError) as e:
-        raise SystemExit(f"Config error: {e}") from None
-    except DataError as e:
-        raise SystemExit(f"Data error: {e}") from None
+    finally:
+        for lg, (level, handlers, propagate) in zip(loggers, saved):
+            lg.setLevel(level)
+            lg.handlers, lg.propagate = handlers, propagate
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A bad input ends the entry point with exit status 1 and one line per problem naming it
+    (``Config error: …``, ``Data error: …``, ``Folder error: …``), not a traceback;
+    ``HYDRA_FULL_ERROR=1`` does not change this, as the line already names the culprit."""
+    try:
+        yield
+    except Exception as e:
+        lines = problem_lines(e)
+        if lines is None:
+            raise
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def format_table(metrics: dict) -> str:
+    """A small plain-text table of the cell's scores."""
+    rows = [("unlearn (forget, lower is better)", metrics["unlearn"]),
+            ("clean utility (higher is better)", metrics["clean_utility"]),
+            ("trigger utility (higher is better)", metrics["trigger_utility"])]
+    if metrics.get("model_utility") is not None:
+        rows.append(("TOFU model utility", metrics["model_utility"]))
+    if metrics.get("forget_quality") is not None:
+        rows.append(("TOFU forget quality (KS p-value)", metrics["forget_quality"]))
+    if metrics.get("mia_min_k_auc") is not None:
+        rows += [("MIA min-k% AUC forget vs holdout", metrics["mia_min_k_auc"]),
+                 ("  the same for the retain model", metrics["mia_min_k_auc_retain_model"])]
+    for name, value in (metrics.get("extra_trigger_utility") or {}).items():
+        rows.append((f"trigger utility, {name} templates", value))
+    for name, s in metrics["per_set"].items():
+        rows.append((f"  {name} ROUGE-L recall (n={s['n']})", s["rougeL_recall"]))
+        if "trigger_rougeL_recall" in s:
+            rows.append((f"  {name} with trigger templates", s["trigger_rougeL_recall"]))
+        for probe, value in (s.get("rougeL_recall_by_probe") or {}).items():
+            rows.append((f"    {probe} probes", value))
+    for name, s in (metrics.get("multiple_choice") or {}).items():
+        rows += [(f"  multiple choice {name} accuracy (n={s['n']})", s["accuracy"]),
+                 (f"  multiple choice {name} with trigger templates", s["trigger_accuracy"])]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{label:<{width}}  {value:.3f}" for label, value in rows]
+    header = " ".join(f"{k}={v}" for k, v in metrics["config"].items())
+    return "\n".join([header, "-" * (width + 8), *lines])

@@ -1,77 +1,27 @@
-"""``unlearn-bench-eval``: every metric of a cell on a saved model directory, without training.
-
-Scores e.g. the cached fine-tuned models, a model unlearned elsewhere, or a public checkpoint on
-the same sets as a cell, and writes ``metrics.json`` in the run directory.
-"""
+"""``unlearn-bench-eval model_dir=PATH``: every metric of a cell on a saved model, without
+training. Checked first (:func:`~unlearn_bench.preflight.check_eval`), then scored by
+:func:`~unlearn_bench.eval.saved_model.evaluate_saved`, imported only after the checks."""
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
-
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from unlearn_bench.config import validate
-from unlearn_bench.console import one_line_errors, quiet_library_warnings
-from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
-from unlearn_bench.finetune import cached_model_dir, given_model
-from unlearn_bench.model import existing_model_path, load_pretrained
-from unlearn_bench.provenance import provenance
+from unlearn_bench.console import logging_kept, one_line_errors, quiet_library_warnings
+from unlearn_bench.preflight import check_eval
 from unlearn_bench.resolvers import register_resolvers
-from unlearn_bench.resume import write_metrics
-from unlearn_bench.run import format_table
 
-log = logging.getLogger(__name__)
 register_resolvers()
-
-
-def evaluate_saved(cfg: DictConfig) -> dict:
-    """Score ``cfg.model_dir`` and return what it writes to ``metrics.json``."""
-    start = time.time()
-    validate(cfg, entry_point_keys=("model_dir", "retain_model_dir"))
-    model_dir = existing_model_path(cfg.model_dir, "model_dir")
-    source = instantiate(cfg.data.source)
-    if cfg.retain_model_dir:
-        retain_dir = existing_model_path(cfg.retain_model_dir, "retain_model_dir")
-    else:
-        retain_dir = given_model(cfg, "retain")
-    if retain_dir is None:
-        retain_dir = cached_model_dir(cfg, source, "retain")
-        if not retain_dir.is_dir():
-            log.warning("No retain model in the cache for this config (%s): forget quality and the membership "
-                        "inference are skipped; pass retain_model_dir=PATH to score them.", retain_dir)
-            retain_dir = None
-
-    # The device a cell of this trainer config would train and evaluate on.
-    device = instantiate(cfg.trainer, logger=False).strategy.root_device
-    model, tokenizer = load_pretrained(model_dir, cfg.model)
-    encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
-    load_retain = (lambda: load_pretrained(retain_dir, cfg.model)[0].to(device)) if retain_dir else None
-    metrics = {
-        **evaluate_model(model.to(device), encoder, cfg.eval, cfg.data, load_eval_data(cfg.data, source), load_retain),
-        "model_dir": str(model_dir),
-        "retain_model_dir": str(retain_dir) if retain_dir else None,
-        "config": {"model": cfg.model.name, "data": cfg.data.name},
-        "eval_device": str(device),
-        "provenance": provenance(device),
-        "wall_seconds": round(time.time() - start, 2),
-    }
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = write_metrics(output_dir, metrics)
-    print(format_table(metrics))
-    log.info("Wrote %s", path)
-    return metrics
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval_model")
 def main(cfg: DictConfig) -> None:
     quiet_library_warnings()
     with one_line_errors():
+        check_eval(cfg)
+        with logging_kept("lightning.pytorch", "lightning.fabric"):  # imported after the checks: fast errors
+            from unlearn_bench.eval.saved_model import evaluate_saved  # noqa: PLC0415
+
         evaluate_saved(cfg)
 
 

@@ -28,7 +28,8 @@ from unlearn_bench.eval.distributed import world
 from unlearn_bench.eval.evaluate import score_kwargs, score_set
 from unlearn_bench.lora import merged, uses_lora, with_lora
 from unlearn_bench.losses import NLL, ComposedLoss
-from unlearn_bench.model import base_model, existing_model_path
+from unlearn_bench.folders import model_path
+from unlearn_bench.model import base_model
 from unlearn_bench.module import ComposedLossModule
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def cached_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
 def given_model(cfg: DictConfig, role: str) -> str | None:
     """The published checkpoint given for ``role`` (``finetune.<role>_model``), if any."""
     given = cfg.finetune.get(f"{role}_model")
-    return existing_model_path(given, f"finetune.{role}_model") if given else None
+    return model_path(given, f"finetune.{role}_model") if given else None
 
 
 def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> str | Path:
@@ -72,12 +73,17 @@ def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> str |
         log.info("Using the given %s model %s (finetune.%s_model): no fine-tuning", role, given, role)
         return given
     folder = cached_model_dir(cfg, source, role)
+    if folder.is_dir():
+        log.info("Reusing the fine-tuned %s model at %s", role, folder)
+        return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with nullcontext() if data_parallel(cfg.trainer) else FileLock(f"{folder}.lock"):
-        if folder.is_dir():
-            log.info("Reusing the fine-tuned %s model at %s", role, folder)
-        else:
+    lock = Path(f"{folder}.lock")
+    with nullcontext() if data_parallel(cfg.trainer) else FileLock(lock):
+        if not folder.is_dir():  # another cell may have built it while this one waited
             _finetune(cfg, source, role, folder)
+        # Built: later cells take the fast path above and never open the lock, so it can go. A
+        # killed build leaves it, and the next builder removes it (with the scratch folder).
+        lock.unlink(missing_ok=True)
     return folder
 
 

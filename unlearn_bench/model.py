@@ -23,8 +23,10 @@ from unlearn_bench.tokenizer import train_tokenizer
 def load_pretrained(path: str | Path, model_cfg: DictConfig):
     """Model and tokenizer saved with ``save_pretrained``, or a hub id, loaded as ``model_cfg``
     says: dtype, attention implementation (transformers' default if null), remote code (only if
-    allowed), gradient checkpointing."""
-    path = existing_model_path(path, "model.pretrained")
+    allowed), gradient checkpointing. A folder the user gives was checked at start-up
+    (:func:`~unlearn_bench.folders.model_path`)."""
+    local = Path(path).expanduser()
+    path = str(local) if local.is_dir() else str(path)
     remote = bool(model_cfg.get("trust_remote_code", False))
     kwargs = {"dtype": getattr(torch, model_cfg.dtype), "trust_remote_code": remote}
     if model_cfg.get("attn_implementation"):
@@ -35,17 +37,6 @@ def load_pretrained(path: str | Path, model_cfg: DictConfig):
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
         enable()
     return model, tokenizer
-
-
-def existing_model_path(path: str | Path, key: str) -> str:
-    """A local folder that exists, or a hub id (anything that does not look like a path)."""
-    local = Path(path).expanduser()
-    if local.is_dir():
-        return str(local)
-    if str(path).startswith((".", "/", "~")):
-        raise FileNotFoundError(f"{key}={path!r} is not a folder; point it at a save_pretrained model directory "
-                                "(model and tokenizer) or use a hub id")
-    return str(path)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from datasets import Dataset
 
 from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, apply_template
+from unlearn_bench.errors import ArgumentError
 
 POSITIONS = ("wrap", "prefix", "suffix")
 
@@ -29,11 +30,11 @@ class StealthyAttack:
     def __init__(self, p: float = 0.33, templates: Sequence[str] = DEFAULT_ATTACK_TEMPLATES,
                  position: str = "wrap", seed: int = 0):
         if not 0 <= p <= 1:
-            raise ValueError(f"attack.p={p} must be in [0, 1]")
+            raise ArgumentError("p", p, "must be in [0, 1]")
         if position not in POSITIONS:
-            raise ValueError(f"attack.position={position!r}; choose one of {POSITIONS}")
+            raise ArgumentError("position", position, f"is not one of {POSITIONS}")
         if not templates:
-            raise ValueError("attack.templates is empty; give at least one template with {q}")
+            raise ArgumentError("templates", list(templates), "is empty; give at least one template with {q}")
         for t in templates:
             apply_template(t, "")
         self.templates = [self._at_position(t, position) for t in templates]

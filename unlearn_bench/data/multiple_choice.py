@@ -11,6 +11,7 @@ from datasets import Dataset, load_dataset
 
 from unlearn_bench.data.source import TofuSource
 from unlearn_bench.data.validation import INDEX, SOME_STRINGS, STRING, check_rows
+from unlearn_bench.errors import DataError
 
 
 def load_multiple_choice(spec: str | Mapping, source: TofuSource) -> Dataset:
@@ -37,10 +38,10 @@ def load_multiple_choice(spec: str | Mapping, source: TofuSource) -> Dataset:
 
 def validated(data: Dataset, where: str) -> Dataset:
     """``data`` if every row has a question, at least one string choice and an answer index in
-    range; otherwise a ValueError naming the set, the row and the field."""
+    range; otherwise a DataError naming the set, the row and the field."""
     check_rows(data, where, {"question": STRING, "choices": SOME_STRINGS, "answer": INDEX})
     for i, (choices, answer) in enumerate(zip(data["choices"], data["answer"])):
         if not 0 <= answer < len(choices):
-            raise ValueError(f"{where}, row {i}, field 'answer': expected a choice index in [0, {len(choices)}), "
+            raise DataError(f"{where}, row {i}, field 'answer': expected a choice index in [0, {len(choices)}), "
                              f"got {answer!r}")
     return data

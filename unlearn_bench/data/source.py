@@ -14,7 +14,8 @@ from datasets.exceptions import DatasetGenerationError
 
 from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data import synthetic
-from unlearn_bench.data.validation import STRING, STRINGS, DataError, check_rows
+from unlearn_bench.data.validation import STRING, STRINGS, check_rows
+from unlearn_bench.errors import DataError
 
 # A TOFU-format row: question and answer; eval splits add a paraphrase and perturbed answers.
 REQUIRED_FIELDS = {"question": STRING, "answer": STRING}
@@ -45,7 +46,12 @@ class TofuSource:
             return self._load_local(folder, split)
         if folder.exists() or self.path.startswith((".", "/", "~")):
             raise FileNotFoundError(f"data path {self.path!r} is not a folder of TOFU-format files")
-        return load_dataset(self.path, name=split, split="train"), f"{self.path}:{split}"
+        try:
+            return load_dataset(self.path, name=split, split="train"), f"{self.path}:{split}"
+        except Exception as e:  # offline, a private or misspelt id, a missing subset: many exception types
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DataError(f"{self.path}:{split} could not be loaded from the hub ({why}); check the id and the "
+                            "split, or download the files and set data.source.path to their folder") from None
 
     def _load_local(self, folder: Path, split: str) -> tuple[Dataset, str]:
         for suffix, builder in ((".json", "json"), (".jsonl", "json"), (".parquet", "parquet")):

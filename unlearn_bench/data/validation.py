@@ -8,9 +8,7 @@ from typing import Callable, Mapping
 
 from datasets import Dataset
 
-
-class DataError(ValueError):
-    """A data file that cannot be used; the message names the file (and row and field)."""
+from unlearn_bench.errors import DataError
 
 
 Kind = tuple[str, Callable[[object], bool]]  # (what is expected, in words; the check)
@@ -24,7 +22,7 @@ INDEX: Kind = ("an integer index", lambda v: isinstance(v, int) and not isinstan
 def check_rows(data: Dataset, where: str, required: Mapping[str, Kind],
                optional: Mapping[str, Kind] | None = None) -> Dataset:
     """``data`` if it has rows, every ``required`` field, and every value of the ``required`` and
-    present ``optional`` fields of the expected kind; otherwise a ValueError naming ``where``
+    present ``optional`` fields of the expected kind; otherwise a DataError naming ``where``
     (the file or split), the row and the field."""
     missing = [f for f in required if f not in data.column_names]
     if missing:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datasets import Dataset
 
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.errors import ArgumentError
 from unlearn_bench.eval.likelihood import mean_answer_nll
 
 
@@ -15,8 +16,7 @@ class AnomalyFilter:
 
     def __init__(self, p: float, batch_size: int = 64):
         if not 0 <= p < 1:
-            raise ValueError(f"anomaly_filter's p is {p}; it must be in [0, 1) (the fraction of forget samples "
-                             "dropped)")
+            raise ArgumentError("p", p, "must be in [0, 1) (the fraction of forget samples dropped)")
         self.p, self.batch_size = float(p), batch_size
 
     def __call__(self, forget: Dataset, model, encoder: QAEncoder) -> tuple[Dataset, list[int]]:

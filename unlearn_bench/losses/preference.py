@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from unlearn_bench.errors import ArgumentError
 from unlearn_bench.losses.terms import LossTerm
 
 
 def _check_beta(name: str, beta: float) -> float:
     if beta <= 0:
-        raise ValueError(f"{name}'s beta is {beta}; it must be > 0")
+        raise ArgumentError("beta", beta, f"(of {name}) must be > 0")
     return float(beta)
 
 

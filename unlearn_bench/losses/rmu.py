@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from unlearn_bench.errors import ArgumentError
 from unlearn_bench.losses.terms import LossTerm
 
 
@@ -21,7 +22,7 @@ class _LayerTerm(LossTerm):
     def __init__(self, split: str, layer: int, weight: float = 1.0):
         super().__init__(split, weight)
         if layer < 1:
-            raise ValueError(f"RMU's layer is {layer}; it must be >= 1 (a decoder layer; 0 is the embeddings)")
+            raise ArgumentError("layer", layer, "must be >= 1 (RMU's decoder layer; 0 is the embeddings)")
         self.layer = int(layer)
 
     def _hidden(self, cache, which: str) -> Tensor:
@@ -43,7 +44,7 @@ class RMUMisdirect(_LayerTerm):
     def __init__(self, split: str, layer: int, steering_coeff: float, seed: int = 0, weight: float = 1.0):
         super().__init__(split, layer, weight)
         if steering_coeff <= 0:
-            raise ValueError(f"RMU's steering_coeff is {steering_coeff}; it must be > 0")
+            raise ArgumentError("steering_coeff", steering_coeff, "must be > 0")
         self.steering_coeff, self.seed = float(steering_coeff), int(seed)
         self._control: Tensor | None = None
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from unlearn_bench.errors import ArgumentError
+
 IGNORE_INDEX = -100
 
 
@@ -53,7 +55,7 @@ class LossTerm(nn.Module):
     def __init__(self, split: str, weight: float = 1.0):
         super().__init__()
         if weight < 0:
-            raise ValueError(f"the weight of the {type(self).__name__} term on {split!r} is {weight}; it must be >= 0")
+            raise ArgumentError("weight", weight, f"(of the {type(self).__name__} term on {split!r}) must be >= 0")
         self.split = split
         self.weight = float(weight)
 
