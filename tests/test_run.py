@@ -74,6 +74,8 @@ def test_the_console_holds_no_library_chatter(gd_cell):
                     "Generating train split", "Loading `train_dataloader`"):
         assert chatter not in console, chatter
     assert "Traceback" not in console
+    # one screen: the fine-tunes, a warning or two, the results table and where it was written
+    assert len(console.splitlines()) < 40, console
 
 
 def test_metrics_json_records_what_produced_it(gd_cell):
@@ -157,22 +159,6 @@ def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):
 
 
 @pytest.mark.parametrize(
-    "overrides, message",
-    [(["attack=sa", "attack.transform.p=1.5"], "attack.p=1.5 must be in [0, 1]"),
-     (["defense=su", "defense.eta=-1"], "it must be >= 0"),
-     (["defense=anomaly_filter", "defense.forget_filter.p=1"], "anomaly_filter's p is 1"),
-     (["defense=continued_ft", "defense.retain_finetune.steps=0"], "defense.retain_finetune.steps"),
-     (["method=simnpo", "method.beta=0"], "SimNPO's beta is 0"),
-     (["method=rmu", "method.steering_coeff=-1"], "steering_coeff is -1")],
-)
-def test_out_of_range_knob_fails_before_training(tmp_path, cache_dir, overrides, message):
-    proc = run_cli(tmp_path, *overrides, cache_dir=cache_dir)
-    assert proc.returncode != 0
-    assert "Config error:" in proc.stderr and message in proc.stderr
-    assert "Fine-tuning" not in proc.stderr
-
-
-@pytest.mark.parametrize(
     "method, term",
     [("npo", "train/forget"), ("idk", "train/idk"), ("kl", "train/retain"), ("simnpo", "train/forget"),
      ("dpo", "train/forget"), ("rmu method.layer=1", "train/forget")],
@@ -215,48 +201,10 @@ def test_continued_ft_fine_tunes_on_retain_after_unlearning(tmp_path, cache_dir)
     assert metrics["defense"] == {"retain_finetune_steps": 3} and metrics["config"]["defense"] == "continued_ft"
 
 
-@pytest.mark.parametrize("group, option", [("method", "rmu"), ("attack", "sa"), ("defense", "anomaly_filter")])
-def test_unknown_option_fails_with_the_list_of_options(tmp_path, cache_dir, group, option):
-    proc = run_cli(tmp_path, f"{group}=nope", cache_dir=cache_dir)
-    assert proc.returncode != 0
-    assert f"Could not find '{group}/nope'" in proc.stderr and option in proc.stderr
-
-
-def test_bad_value_fails_before_any_training(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "unlearn.epochs=0", cache_dir=cache_dir)
-    assert proc.returncode != 0
-    assert "Config error: unlearn.epochs and unlearn.batch_size must be >= 1" in proc.stderr
-    assert not (tmp_path / "metrics.json").exists()
-
-
 def _cfg(*overrides):
     register_resolvers()
     with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
         return compose("config", overrides=list(overrides))
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("+finetune.bogus=1", "finetune.bogus: Key 'bogus' not in 'FinetuneConfig'"),
-        ("unlearn.scheduler=wavy", "unlearn.scheduler='wavy'; choose one of"),
-        ("eval.max_samples=0", "eval.max_samples=0 must be null or an int >= 1"),
-        ("data.utility_sets=[retain,nope]", "name ['nope']"),
-        ("finetune.batch_size=many", "finetune.batch_size"),
-        ("unlearn.stop_at_unlearn=1.5", "unlearn.stop_at_unlearn=1.5 must be null or in [0, 1]"),
-        ("eval.trigger_templates=[oops]", "eval.trigger_templates needs templates with {q}"),
-        ("+eval.extra_trigger_templates.b=[oops]", "eval.extra_trigger_templates.b needs templates with {q}"),
-        ("+foo=1", "unknown config key(s) ['foo']: nothing reads them"),
-        ("+unlern={epochs:3}", "unknown config key(s) ['unlern']"),  # Hydra's hint for a misspelt key
-        ("+unlearn.epoch=3", "unlearn.epoch: Key 'epoch' not in 'StageConfig'"),
-        ("seed=xyz", "seed='xyz' must be an integer"),
-        ("seed=1.5", "seed=1.5 must be an integer"),
-    ],
-)
-def test_bad_config_values_get_one_readable_message(override, message):
-    with pytest.raises(ConfigError) as err:
-        validate(_cfg(override))
-    assert message in str(err.value)
 
 
 @pytest.mark.parametrize("overrides", [[], ["experiment=smoke"], ["multirun_sweeps=table3_su"],
@@ -273,29 +221,11 @@ def test_smoke_with_real_tofu_refuses_the_synthetic_knob_in_one_line():
     validate(_cfg("experiment=smoke"))  # the embedded data takes it
 
 
-def test_seed_xyz_fails_at_start_up(tmp_path, cache_dir):
+def test_a_bad_input_as_a_process_prints_one_line_and_builds_nothing(tmp_path):
+    """tests/test_bad_inputs.py runs the table in-process; this is the console script as users run it."""
     proc = run_cli(tmp_path, "seed=xyz", cache_dir=tmp_path / "empty_cache")
-    assert proc.returncode != 0 and "Config error: seed='xyz' must be an integer" in proc.stderr
-    assert "Traceback" not in proc.stderr and not (tmp_path / "empty_cache" / "models").exists()
-
-
-def test_a_malformed_forget_split_fails_before_any_fine_tune(tmp_path):
-    from unlearn_bench.data import synthetic
-
-    folder = synthetic.write(tmp_path / "tofu", num_authors=6)
-    rows = (folder / "forget05.json").read_text().splitlines()
-    rows[1] = json.dumps({"question": "Q?", "answer": 7})
-    (folder / "forget05.json").write_text("\n".join(rows) + "\n")
-    # real TOFU's layout: the forget split is read only for unlearning, not as an eval set
-    data = ["data=tofu", f"data.source.path={folder}", "data.forget_split=forget05", "data.holdout_split=null",
-            "data.eval_sets.forget=forget10", "data.eval_sets.retain=retain90", "data.eval_sets.world_facts=world_facts",
-            "~data.eval_sets.real_authors",
-            "data.utility_sets=[retain,world_facts]", "data.normalised_sets=[world_facts]"]
-    proc = run_cli(tmp_path / "run", cache_dir=tmp_path / "cache", data=data)
-    assert proc.returncode != 0
-    assert "Data error: " in proc.stderr and "forget05.json, row 1, field 'answer': expected a string, got 7" in proc.stderr
-    assert "Traceback" not in proc.stderr and "Fine-tuning" not in proc.stderr + proc.stdout
-    assert not (tmp_path / "cache" / "models").exists()
+    assert proc.returncode == 1 and proc.stderr == "Config error: seed='xyz' must be an integer, e.g. seed=0\n"
+    assert not (tmp_path / "empty_cache" / "models").exists()
 
 
 def test_config_hash_does_not_depend_on_where_the_cache_lives(monkeypatch):

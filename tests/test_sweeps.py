@@ -204,6 +204,7 @@ def test_joblib_runs_cells_in_parallel_and_fine_tunes_each_model_once(tmp_path):
     # Both cells needed the full and retain models; the cache lock let one cell build each.
     assert sum(log.count("Fine-tuning the full model") for log in logs) == 1
     assert sum(log.count("Reusing the fine-tuned full model") for log in logs) == 1
+    assert not [p.name for p in (tmp_path / "fresh_cache").rglob("*") if p.name.endswith((".lock", ".tmp"))]
 
 
 @pytest.mark.parametrize("launcher", ["slurm", "submitit_slurm"])

@@ -79,7 +79,9 @@ def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> str |
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = Path(f"{folder}.lock")
     with nullcontext() if data_parallel(cfg.trainer) else FileLock(lock):
-        if not folder.is_dir():  # another cell may have built it while this one waited
+        if folder.is_dir():  # another cell built it while this one waited
+            log.info("Reusing the fine-tuned %s model at %s", role, folder)
+        else:
             _finetune(cfg, source, role, folder)
         # Built: later cells take the fast path above and never open the lock, so it can go. A
         # killed build leaves it, and the next builder removes it (with the scratch folder).

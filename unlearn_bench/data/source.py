@@ -15,7 +15,7 @@ from datasets.exceptions import DatasetGenerationError
 from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data import synthetic
 from unlearn_bench.data.validation import STRING, STRINGS, check_rows
-from unlearn_bench.errors import DataError
+from unlearn_bench.errors import ArgumentError, DataError
 
 # A TOFU-format row: question and answer; eval splits add a paraphrase and perturbed answers.
 REQUIRED_FIELDS = {"question": STRING, "answer": STRING}
@@ -27,6 +27,9 @@ class TofuSource:
     files, or a hub dataset id whose subsets are the split names (``locuslab/TOFU``)."""
 
     def __init__(self, path: str):
+        local = Path(path).expanduser()
+        if (local.exists() and not local.is_dir()) or (not local.exists() and str(path).startswith((".", "/", "~"))):
+            raise ArgumentError("path", str(path), "is not a folder of TOFU-format files (nor a hub id)")
         self.path = str(path)
 
     @property
@@ -44,8 +47,6 @@ class TofuSource:
         folder = Path(self.path).expanduser()
         if folder.is_dir():
             return self._load_local(folder, split)
-        if folder.exists() or self.path.startswith((".", "/", "~")):
-            raise FileNotFoundError(f"data path {self.path!r} is not a folder of TOFU-format files")
         try:
             return load_dataset(self.path, name=split, split="train"), f"{self.path}:{split}"
         except Exception as e:  # offline, a private or misspelt id, a missing subset: many exception types

@@ -1,0 +1,116 @@
+"""The caches survive faults: a killed build leaves debris that the next build removes, a live
+builder's scratch is left alone, and a failed write names the path and keeps nothing partial."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import TINY, TINY_SYNTH
+from unlearn_bench.cache import building, remove_stale_scratch, write_json
+from unlearn_bench.errors import FolderError
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_scratch_of_a_dead_process_is_removed_and_a_live_ones_is_kept(tmp_path, monkeypatch):
+    entry = tmp_path / "model-abc"
+    monkeypatch.setattr("unlearn_bench.cache._host", lambda: "thishost")
+    dead = tmp_path / f"model-abc.thishost-{dead_pid()}.x1y2.tmp"
+    live = tmp_path / f"model-abc.thishost-{os.getpid()}.z3.tmp"
+    other_host = tmp_path / "model-abc.otherhost-1.q.tmp"
+    other_entry = tmp_path / f"model-abcd.thishost-{dead_pid()}.tmp"  # another entry's, not a prefix match
+    for folder in (dead, live, other_host):
+        folder.mkdir()
+        (folder / "weights").write_text("partial")
+    other_entry.write_text("{")
+
+    assert remove_stale_scratch(entry) == [dead]
+    assert not dead.exists() and live.is_dir() and other_host.is_dir() and other_entry.exists()
+
+
+def test_a_build_cleans_a_dead_builders_scratch_and_appears_complete(tmp_path, monkeypatch):
+    monkeypatch.setattr("unlearn_bench.cache._host", lambda: "thishost")
+    stale = tmp_path / f"entry.thishost-{dead_pid()}.abc.tmp"
+    stale.mkdir()
+    with building(tmp_path / "entry") as tmp:
+        (tmp / "a.txt").write_text("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]
+    assert (tmp_path / "entry" / "a.txt").read_text() == "done"
+
+
+@pytest.fixture
+def small_file_limit():
+    """Writes past 64 KiB fail with an OS error, as on a full disk (EFBIG instead of ENOSPC)."""
+    old_limit, old_handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, old_limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def test_a_failed_save_names_the_folder_and_keeps_nothing(tmp_path, small_file_limit):
+    folder = tmp_path / "models" / "tiny-full-123"
+    with pytest.raises(FolderError, match=rf"could not write {folder} \(.*File too large.*\); nothing partial"):
+        with building(folder) as tmp:
+            save_file({"w": torch.zeros(100_000)}, tmp / "model.safetensors")  # safetensors' own error names no path
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_a_failed_json_write_names_the_file_and_keeps_nothing(tmp_path, small_file_limit):
+    with pytest.raises(FolderError, match=rf"could not write {tmp_path / 'metrics.json'}"):
+        write_json(tmp_path / "metrics.json", {"x": "y" * 100_000})
+    assert list(tmp_path.iterdir()) == []
+
+
+KILL_DURING_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    from transformers import PreTrainedModel
+
+    save = PreTrainedModel.save_pretrained
+
+    def save_then_die(self, folder, *args, **kwargs):
+        save(self, folder, *args, **kwargs)  # the weights are in the scratch folder, not yet renamed into place
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    PreTrainedModel.save_pretrained = save_then_die
+    sys.argv = ["unlearn-bench", *sys.argv[1:]]
+    from unlearn_bench.run import main
+    main()
+""")
+
+
+def test_a_fine_tune_killed_mid_save_is_cleaned_up_by_the_next_run(tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "UNLEARN_BENCH_CACHE": str(cache)}
+    args = [*TINY, *TINY_SYNTH, "logger=none", f"hydra.run.dir={tmp_path / 'run'}"]
+    killed = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, *args], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    debris = sorted(p.name for p in (cache / "models").iterdir())
+    assert len(debris) == 2 and debris[0].endswith(".lock") and debris[1].endswith(".tmp"), debris
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+    rerun = subprocess.run([sys.executable, "-m", "unlearn_bench.run", *args], env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    models = sorted(p.name for p in (cache / "models").iterdir())
+    assert [m.rsplit("-", 1)[0] for m in models] == ["tiny_llama-full", "tiny_llama-retain"], models
+    assert not [p for p in cache.rglob("*") if p.name.endswith((".tmp", ".lock"))]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["unlearn"] >= 0
