@@ -5,12 +5,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_module
 
+import unlearn_bench
 from conftest import REAL_TOFU, TINY, TINY_SYNTH
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.resolvers import register_resolvers
@@ -211,6 +213,14 @@ def _cfg(*overrides):
                                        ["experiment=tofu_llama31_8b"]])
 def test_the_shipped_configs_pass_the_top_level_check(overrides):
     validate(_cfg(*overrides))
+
+
+@pytest.mark.parametrize("data", sorted(p.stem for p in (Path(unlearn_bench.__file__).parent / "conf" / "data").glob("*.yaml")))
+def test_smoke_composes_with_every_data_config_or_refuses_in_one_line(data):
+    try:
+        validate(_cfg("experiment=smoke", f"data={data}"))
+    except ConfigError as e:
+        assert str(e).count("\n") == 0 and "remove it with ~data.source.num_authors" in str(e)
 
 
 def test_smoke_with_real_tofu_refuses_the_synthetic_knob_in_one_line():

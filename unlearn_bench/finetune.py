@@ -73,11 +73,12 @@ def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> str |
         log.info("Using the given %s model %s (finetune.%s_model): no fine-tuning", role, given, role)
         return given
     folder = cached_model_dir(cfg, source, role)
+    lock = Path(f"{folder}.lock")
     if folder.is_dir():
         log.info("Reusing the fine-tuned %s model at %s", role, folder)
+        lock.unlink(missing_ok=True)  # left by a build killed after its rename: a waiter on it finds the folder
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = Path(f"{folder}.lock")
     with nullcontext() if data_parallel(cfg.trainer) else FileLock(lock):
         if folder.is_dir():  # another cell built it while this one waited
             log.info("Reusing the fine-tuned %s model at %s", role, folder)
