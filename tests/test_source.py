@@ -5,7 +5,7 @@ from datasets import Dataset
 
 from conftest import REAL_TOFU
 from unlearn_bench.data.source import SyntheticTofu, TofuSource
-from unlearn_bench.errors import DataError
+from unlearn_bench.errors import ArgumentError, DataError
 
 ROWS = [{"question": "Q1?", "answer": "A1."}, {"question": "Q2?", "answer": "A2."}]
 
@@ -66,8 +66,8 @@ def test_a_truncated_line_names_the_file_without_a_long_traceback(tmp_path, caps
 
 
 def test_a_local_path_that_does_not_exist_is_not_sent_to_the_hub(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a folder"):
-        TofuSource(str(tmp_path / "nope")).load("forget10")
+    with pytest.raises(ArgumentError, match=r"path='.*nope' is not a folder of TOFU-format files"):
+        TofuSource(str(tmp_path / "nope"))
 
 
 def test_synthetic_source_is_generated_once_and_reused(tmp_path):

@@ -171,14 +171,11 @@ def _check_data(checklist: Checklist, cfg: DictConfig, training: bool) -> None:
             continue
         if isinstance(split, str) and split in read:
             continue
-        lines_before = len(checklist.lines)
-        checklist(_read_split, source, key, split)
-        if len(checklist.lines) > lines_before:
+        ok = checklist(_read_split, source, key, split)
+        if not ok:
             failed_keys.append(key)
-            if isinstance(split, str):
-                failed_splits.add(split)
-        elif isinstance(split, str):
-            read.add(split)
+        if isinstance(split, str):
+            (read if ok else failed_splits).add(split)
 
 
 def _named_splits(cfg: DictConfig, training: bool) -> Iterator[tuple[str, object]]:
@@ -199,13 +196,15 @@ def _named_splits(cfg: DictConfig, training: bool) -> Iterator[tuple[str, object
         yield f"data.multiple_choice_sets.{name}", spec if isinstance(spec, str) else OmegaConf.to_container(spec)
 
 
-def _read_split(source, key: str, split) -> None:
+def _read_split(source, key: str, split) -> bool:
+    """Read (and so check) the split or multiple-choice set that ``key`` names; True once read."""
     hint = "; or set data.holdout_split=null to skip the membership inference" if key == "data.holdout_split" else ""
     try:
         if key.startswith("data.multiple_choice_sets."):
             load_multiple_choice(split, source)
         else:
             source.load(split)
+        return True
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{key}={split!r}: {e}{hint}") from None
     except ValueError as e:  # DataError, or a malformed multiple-choice spec
