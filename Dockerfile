@@ -7,6 +7,10 @@ FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 
 WORKDIR /opt/unlearn_bench
 COPY pyproject.toml README.md ./
+# conf/ and multirun_sweeps/ are the configs' home; unlearn_bench/conf links to them, and the
+# wheel pip builds here carries them inside the package.
+COPY conf ./conf
+COPY multirun_sweeps ./multirun_sweeps
 COPY unlearn_bench ./unlearn_bench
 # torch comes with the image (the CUDA build); pip keeps it since it satisfies torch>=2.4.
 RUN pip install --no-cache-dir ".[lora,slurm]"

@@ -12,6 +12,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 REAL_TOFU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
+ROOT = Path(__file__).resolve().parents[1]
+CONF, SWEEPS = ROOT / "conf", ROOT / "multirun_sweeps"  # the configs' home (the package links to them)
 
 # A ~50k-parameter model, one epoch per stage: the whole pipeline, none of the wait.
 TINY = [

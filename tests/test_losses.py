@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from conftest import CONF
 from unlearn_bench.losses import (DPO, KL, NLL, NPO, ComposedLoss, NegativeNLL, RMUMisdirect, RMURetain, SimNPO,
                                   sequence_nll)
 from unlearn_bench.resolvers import register_resolvers
@@ -207,7 +208,7 @@ def test_rmu_rejects_a_layer_the_model_lacks():
 )
 def test_method_configs_build_their_terms(name, splits, reference):
     register_resolvers()
-    cfg = OmegaConf.load(f"unlearn_bench/conf/method/{name}.yaml")
+    cfg = OmegaConf.load(CONF / "method" / f"{name}.yaml")
     cfg = OmegaConf.merge({"method": cfg, "seed": 0}).method
     loss = instantiate(cfg.loss)
     assert loss.splits == splits and loss.needs_reference == reference

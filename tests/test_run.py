@@ -6,15 +6,14 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-import unlearn_bench
-from conftest import REAL_TOFU, TINY, TINY_SYNTH
+from conftest import CONF, REAL_TOFU, TINY, TINY_SYNTH
+from unlearn_bench.attacks import StealthyAttack
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.resolvers import register_resolvers
 
@@ -196,9 +195,12 @@ def test_rmu_on_a_layer_the_model_lacks_names_the_layer_count(tmp_path, cache_di
 def test_anomaly_filter_drops_the_highest_loss_forget_samples(tmp_path, cache_dir):
     proc = run_cli(tmp_path, "attack=sa", "defense=anomaly_filter", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    defense = json.loads((tmp_path / "metrics.json").read_text())["defense"]
-    assert defense["n_dropped"] == 4  # round(0.33 * 12 forget questions)
-    assert 0 <= defense["n_attacked_dropped"] <= 4
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    defense, attacked = metrics["defense"], metrics["attack"]["attacked"]
+    assert defense["n_dropped"] == 4 and len(set(defense["dropped"])) == 4  # round(0.33 * 12 forget questions)
+    assert attacked == StealthyAttack(p=0.33, seed=0).chosen(12)  # the attack's own choice, recorded
+    assert set(defense["dropped"]) <= set(range(12))
+    assert defense["n_attacked_dropped"] == len(set(attacked) & set(defense["dropped"]))
 
 
 def test_continued_ft_fine_tunes_on_retain_after_unlearning(tmp_path, cache_dir):
@@ -214,13 +216,7 @@ def _cfg(*overrides):
         return compose("config", overrides=list(overrides))
 
 
-@pytest.mark.parametrize("overrides", [[], ["experiment=smoke"], ["multirun_sweeps=table3_su"],
-                                       ["experiment=tofu_llama31_8b"]])
-def test_the_shipped_configs_pass_the_top_level_check(overrides):
-    validate(_cfg(*overrides))
-
-
-@pytest.mark.parametrize("data", sorted(p.stem for p in (Path(unlearn_bench.__file__).parent / "conf" / "data").glob("*.yaml")))
+@pytest.mark.parametrize("data", sorted(p.stem for p in (CONF / "data").glob("*.yaml")))
 def test_smoke_composes_with_every_data_config_or_refuses_in_one_line(data):
     try:
         validate(_cfg("experiment=smoke", f"data={data}"))

@@ -87,10 +87,11 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
         clean, forget = forget, attack(forget)
         attacked = set(attack.chosen(len(clean)))
         count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
-        attack_stats = {"n_attacked": len(attacked), "token_insertion_rate": token_insertion_rate(count, clean, forget)}
+        attack_stats = {"n_attacked": len(attacked), "attacked": sorted(attacked),
+                        "token_insertion_rate": token_insertion_rate(count, clean, forget)}
     if forget_filter is not None:
         forget, dropped = forget_filter(forget, model, encoder)
-        defense_stats |= {"n_dropped": len(dropped), "n_attacked_dropped": len(attacked & set(dropped))}
+        defense_stats |= {"n_dropped": len(dropped), "dropped": dropped, "n_attacked_dropped": len(attacked & set(dropped))}
     data = {"forget": forget, "retain": retain}
     data |= {name: build(forget, retain, cfg.seed) for name, build in derived.items()}
     data = {split: data[split] for split in sorted(loss.splits)}
