@@ -42,8 +42,7 @@ def build(overrides: list[str], threads: int | None) -> dict:
         torch.set_num_threads(threads)
     register_resolvers()
     with tempfile.TemporaryDirectory() as cache, initialize_config_module("unlearn_bench.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.cache_dir={cache}", "trainer.enable_progress_bar=false",
-                                           *overrides])
+        cfg = compose("config", overrides=[f"paths.cache_dir={cache}", "trainer.enable_progress_bar=false", *overrides])
         start = time.perf_counter()
         folder = finetuned_model_dir(cfg, instantiate(cfg.data.source), "full")
         seconds = time.perf_counter() - start
@@ -66,17 +65,27 @@ def main() -> None:
         env = {**os.environ, **SETTINGS[name][0]}
         for var in ("MKL_CBWR", "ATEN_CPU_CAPABILITY"):
             env.pop(var, None)  # the setting decides them, not this shell
-        out = subprocess.run([sys.executable, __file__, "--child", name, "--", *args.overrides], env=env,
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", name, "--", *args.overrides],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         results[name] = json.loads(out.strip().splitlines()[-1])
         r = results[name]
-        print(f"setting={name} sha256={r['sha256'][:16]} seconds={r['seconds']:.1f} "
-              f"cpu_capability={r['cpu_capability']} threads={r['threads']}", flush=True)
+        print(
+            f"setting={name} sha256={r['sha256'][:16]} seconds={r['seconds']:.1f} "
+            f"cpu_capability={r['cpu_capability']} threads={r['threads']}",
+            flush=True,
+        )
     first = args.settings[0]
     for name in args.settings[1:]:
         same = results[name]["sha256"] == results[first]["sha256"]
-        print(f"{name}/{first}: time ratio {results[name]['seconds'] / results[first]['seconds']:.2f}, "
-              f"{'same' if same else 'different'} weights")
+        print(
+            f"{name}/{first}: time ratio {results[name]['seconds'] / results[first]['seconds']:.2f}, "
+            f"{'same' if same else 'different'} weights"
+        )
 
 
 if __name__ == "__main__":

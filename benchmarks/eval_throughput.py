@@ -45,10 +45,12 @@ def main() -> None:
 
     with torch.inference_mode():
         generate_answers(model, encoder, questions[:4], args.batch_size, tokens, desc=None)  # warm-up
-        batched, t_batched = timed(lambda: generate_answers(model, encoder, questions, args.batch_size, tokens,
-                                                            desc=None))
-        naive, t_naive = timed(lambda: [generate_answers(model, encoder, [q], 1, tokens, desc=None)[0]
-                                        for q in questions])
+        batched, t_batched = timed(
+            lambda: generate_answers(model, encoder, questions, args.batch_size, tokens, desc=None)
+        )
+        naive, t_naive = timed(
+            lambda: [generate_answers(model, encoder, [q], 1, tokens, desc=None)[0] for q in questions]
+        )
     same = sum(a == b for a, b in zip(batched, naive)) / len(questions)
     print(f"{len(questions)} questions, max_new_tokens={tokens}, torch threads={torch.get_num_threads()}")
     print(f"naive (one at a time): {len(questions) / t_naive:8.1f} samples/s ({t_naive:.1f} s)")

@@ -47,13 +47,36 @@ from unlearn_bench.tokenizer import train_tokenizer
 
 LLAMA3_VOCAB = 128_256
 SHAPES = {  # the published configs' shapes (config.json of meta-llama/Llama-3.2-1B-Instruct and -3.1-8B-Instruct)
-    "llama32_1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-                       num_key_value_heads=8, head_dim=64, tie_word_embeddings=True, rope_theta=500000.0),
-    "llama31_8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                       num_key_value_heads=8, head_dim=128, tie_word_embeddings=False, rope_theta=500000.0),
+    "llama32_1b": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=64,
+        tie_word_embeddings=True,
+        rope_theta=500000.0,
+    ),
+    "llama31_8b": dict(
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        tie_word_embeddings=False,
+        rope_theta=500000.0,
+    ),
 }
-CPU_SHAPE = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=1, head_dim=16, tie_word_embeddings=False)
+CPU_SHAPE = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    head_dim=16,
+    tie_word_embeddings=False,
+)
 CHECKS = [("llama32_1b", False), ("llama31_8b", True)]  # (model config, LoRA)
 
 
@@ -66,8 +89,14 @@ def memory_estimate(n_params: int, n_trained: int, reference: bool) -> int:
 
 def build_checkpoint(name: str, shape: dict, vocab: int, tokenizer, folder: Path, device: torch.device) -> int:
     """A random-init model of ``shape`` saved with ``tokenizer`` like a downloaded checkpoint; its size."""
-    config = LlamaConfig(vocab_size=vocab, max_position_embeddings=4096, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **shape)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        max_position_embeddings=4096,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **shape,
+    )
     torch.manual_seed(0)
     with torch.device(device):  # 8B parameters are initialised in seconds on the GPU, minutes on the CPU
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
@@ -120,14 +149,17 @@ def lightning_step(cfg, model, loss, batches, warmup: int, device: torch.device)
     """The project's unlearning step: its LightningModule under the trainer config."""
     timer = StepTimer()
     module = ComposedLossModule(model, loss, instantiate(cfg.unlearn.optimizer), "constant")
-    trainer = instantiate(cfg.trainer, max_steps=len(batches), logger=False, callbacks=[timer],
-                          enable_progress_bar=False)
+    trainer = instantiate(
+        cfg.trainer, max_steps=len(batches), logger=False, callbacks=[timer], enable_progress_bar=False
+    )
     reset_peak()
     loader = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
     trainer.fit(module, train_dataloaders=loader)
     peak = peak_bytes()
     model.to(device)  # fit's teardown moved it to the CPU
-    torch.use_deterministic_algorithms(False)  # the Trainer's `deterministic` flag is global; the bare loop runs without
+    torch.use_deterministic_algorithms(
+        False
+    )  # the Trainer's `deterministic` flag is global; the bare loop runs without
     return tokens_per_s(timer.stamps, warmup), peak
 
 
@@ -184,32 +216,61 @@ def main() -> None:
     with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
         for name, lora in [(m, lora) for m, lora in CHECKS if m in args.models]:
             folder = workdir / name
-            base = [f"model={name}", f"model.lora.enabled={lora}", f"trainer={trainer}", "logger=none",
-                    f"paths.cache_dir={workdir / 'cache'}", "trainer.enable_progress_bar=false"]
+            base = [
+                f"model={name}",
+                f"model.lora.enabled={lora}",
+                f"trainer={trainer}",
+                "logger=none",
+                f"paths.cache_dir={workdir / 'cache'}",
+                "trainer.enable_progress_bar=false",
+            ]
             cfg = compose("config", overrides=base)
             source = instantiate(cfg.data.source)
-            corpus = [t for s in ("full", "world_facts", "general") for row in source.load(s)
-                      for t in (row["question"], row["answer"])]
+            corpus = [
+                t
+                for s in ("full", "world_facts", "general")
+                for row in source.load(s)
+                for t in (row["question"], row["answer"])
+            ]
             tokenizer = train_tokenizer(corpus, vocab_size=2048)
             start = time.time()
-            n_params = build_checkpoint(name, CPU_SHAPE if args.cpu else SHAPES[name],
-                                        len(tokenizer) if args.cpu else LLAMA3_VOCAB, tokenizer, folder, device)
-            print(f"\n== {name}: {n_params / 1e9:.2f}B parameters, LoRA {lora}; built and saved in "
-                  f"{time.time() - start:.0f} s")
+            n_params = build_checkpoint(
+                name,
+                CPU_SHAPE if args.cpu else SHAPES[name],
+                len(tokenizer) if args.cpu else LLAMA3_VOCAB,
+                tokenizer,
+                folder,
+                device,
+            )
+            print(
+                f"\n== {name}: {n_params / 1e9:.2f}B parameters, LoRA {lora}; built and saved in "
+                f"{time.time() - start:.0f} s"
+            )
             given = [f"model.pretrained={folder}", f"finetune.full_model={folder}", f"finetune.retain_model={folder}"]
 
             # 1. Cells, end to end.
             devices = set()
             for method in ("gd", "npo"):
-                overrides = [*base, *given, f"method={method}", "unlearn.epochs=1", "unlearn.stop_at_unlearn=null",
-                             "eval.max_samples=16", "eval.batch_size=16", f"eval.max_new_tokens={min(new_tokens, 64)}",
-                             f"paths.output_dir={workdir / 'cells' / f'{name}-{method}'}", "skip_completed=false"]
+                overrides = [
+                    *base,
+                    *given,
+                    f"method={method}",
+                    "unlearn.epochs=1",
+                    "unlearn.stop_at_unlearn=null",
+                    "eval.max_samples=16",
+                    "eval.batch_size=16",
+                    f"eval.max_new_tokens={min(new_tokens, 64)}",
+                    f"paths.output_dir={workdir / 'cells' / f'{name}-{method}'}",
+                    "skip_completed=false",
+                ]
                 start = time.time()
                 cell_cfg = compose("config", overrides=overrides)
                 metrics = run_cell(cell_cfg, check_cell(cell_cfg))
                 devices.add(metrics["eval_device"])
-                print(f"cell {name} {method}: {metrics['unlearn_steps']} unlearning steps, eval on "
-                      f"{metrics['eval_device']}, {time.time() - start:.0f} s, Unlearn {metrics['unlearn']:.3f}")
+                print(
+                    f"cell {name} {method}: {metrics['unlearn_steps']} unlearning steps, eval on "
+                    f"{metrics['eval_device']}, {time.time() - start:.0f} s, Unlearn {metrics['unlearn']:.3f}"
+                )
                 free()
 
             # 2. The unlearning step: Lightning against a bare loop; training peak memory.
@@ -231,12 +292,16 @@ def main() -> None:
             npo = instantiate(compose("config", overrides=[*base, "method=npo"]).method.loss)
             _, peaks["npo"] = lightning_step(cfg, model, npo, batches[: warmup + 2], warmup, device)
             ratio = max(lightning) / max(bare)
-            print(f"unlearning step (GD, {steps} steps x {args.rounds} rounds): lightning {max(lightning):.0f} "
-                  f"tokens/s, bare loop {max(bare):.0f} tokens/s, lightning/bare {ratio:.2f}")
+            print(
+                f"unlearning step (GD, {steps} steps x {args.rounds} rounds): lightning {max(lightning):.0f} "
+                f"tokens/s, bare loop {max(bare):.0f} tokens/s, lightning/bare {ratio:.2f}"
+            )
             estimates = {m: memory_estimate(n_params, n_trained, m == "npo" and not lora) for m in peaks}
             for m in peaks:
-                print(f"training peak {m}: {peaks[m] / 2**30:.1f} GiB measured, {estimates[m] / 2**30:.1f} GiB "
-                      "estimated before activations")
+                print(
+                    f"training peak {m}: {peaks[m] / 2**30:.1f} GiB measured, {estimates[m] / 2**30:.1f} GiB "
+                    "estimated before activations"
+                )
 
             # 3. Generation throughput.
             questions = list(source.load(cfg.data.retain_split)["question"][:32])
@@ -246,13 +311,19 @@ def main() -> None:
             answers = generate_answers(model, encoder, questions, len(questions), new_tokens, desc=None)
             sync(device)
             elapsed, at_cap = time.perf_counter() - start, sum(a.at_cap for a in answers)
-            generated = sum(new_tokens if a.at_cap else len(tok(a.text, add_special_tokens=False).input_ids) + 1
-                            for a in answers)  # an answer that stopped early: its tokens and the end-of-sequence
+            generated = sum(
+                new_tokens if a.at_cap else len(tok(a.text, add_special_tokens=False).input_ids) + 1 for a in answers
+            )  # an answer that stopped early: its tokens and the end-of-sequence
             gen_rate = generated / elapsed
-            print(f"generation: {len(questions)} answers x {new_tokens} new tokens, {at_cap} ran to the cap, "
-                  f"{gen_rate:.0f} tokens/s")
-            summary.append(f"gpu_check model={name} lora={lora} eval_device={','.join(sorted(devices))} lightning/bare={ratio:.2f} "
-                           f"gen_tokens_per_s={gen_rate:.0f} peak_gib={gib(peaks)} estimate_gib={gib(estimates)}")
+            print(
+                f"generation: {len(questions)} answers x {new_tokens} new tokens, {at_cap} ran to the cap, "
+                f"{gen_rate:.0f} tokens/s"
+            )
+            summary.append(
+                f"gpu_check model={name} lora={lora} eval_device={','.join(sorted(devices))} "
+                f"lightning/bare={ratio:.2f} "
+                f"gen_tokens_per_s={gen_rate:.0f} peak_gib={gib(peaks)} estimate_gib={gib(estimates)}"
+            )
             del model
             free()
     print("\n" + "\n".join(summary))

@@ -73,18 +73,25 @@ def main() -> None:
 
     baseline = seconds([sys.executable, "-c", "import lightning"], env, args.repeats)
     rows = [("import lightning (the old wait before any error)", baseline)]
-    cases = {"method=foo (Hydra's error)": ["method=foo"],
-             "attack=sa attack.transform.p=1.5": ["attack=sa", "attack.transform.p=1.5"],
-             "a malformed forget split (data=tofu)": ["data=tofu", f"data.source.path={bad_data}",
-                                                      "data.forget_split=forget05", "data.holdout_split=null"]}
+    cases = {
+        "method=foo (Hydra's error)": ["method=foo"],
+        "attack=sa attack.transform.p=1.5": ["attack=sa", "attack.transform.p=1.5"],
+        "a malformed forget split (data=tofu)": [
+            "data=tofu",
+            f"data.source.path={bad_data}",
+            "data.forget_split=forget05",
+            "data.holdout_split=null",
+        ],
+    }
     for label, overrides in cases.items():
         rows.append((f"unlearn-bench {label}, to its error", seconds([*cli, *overrides], env, args.repeats)))
     os.environ["UNLEARN_BENCH_CACHE"] = env["UNLEARN_BENCH_CACHE"]
     rows.append(("check_cell on the embedded default (imports excluded)", check_seconds([], work / "o", args.repeats)))
     if REAL_TOFU.is_dir():
         real = ["data=tofu", f"data.source.path={REAL_TOFU}", "data.holdout_split=null"]
-        rows.append(("check_cell on real TOFU, every split (imports excluded)",
-                     check_seconds(real, work / "o", args.repeats)))
+        rows.append(
+            ("check_cell on real TOFU, every split (imports excluded)", check_seconds(real, work / "o", args.repeats))
+        )
     width = max(len(label) for label, _ in rows)
     print(f"{'':<{width}}  seconds  / import lightning")
     for label, value in rows:

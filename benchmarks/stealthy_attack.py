@@ -43,8 +43,14 @@ TARGETS = {  # issue 12's "done when", checked against what this run measured
 def run_sweep(out: Path, overrides: list[str], jobs: int) -> None:
     """One multirun; with ``jobs`` > 1, that many cells at once (joblib), one thread each: the
     portable CPU numerics give the same weights on 1 or 2 threads (benchmarks/cpu_numerics.py)."""
-    cmd = ["unlearn-bench", "-m", "logger=none", "trainer.enable_progress_bar=false", f"hydra.sweep.dir={out}",
-           *overrides]
+    cmd = [
+        "unlearn-bench",
+        "-m",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={out}",
+        *overrides,
+    ]
     env = None
     if jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
@@ -76,8 +82,11 @@ def effects(rows: dict[str, list[dict]]) -> dict[str, float] | None:
     if not all(rows.values()):
         return None
     base, sa, su = (mean(rows[k], "trigger_utility") for k in ROWS)
-    return {"drop": (base - sa) / base, "gap": gap(rows["SA"]) - gap(rows["no SA"]),
-            "recovery": (su - sa) / (base - sa) if base > sa else float("nan")}
+    return {
+        "drop": (base - sa) / base,
+        "gap": gap(rows["SA"]) - gap(rows["no SA"]),
+        "recovery": (su - sa) / (base - sa) if base > sa else float("nan"),
+    }
 
 
 def base_rouge(runs: list[dict]) -> float:
@@ -95,18 +104,22 @@ def table(method: str, rows: dict[str, list[dict]], intervals: bool) -> list[str
         cols = []
         for key in ("unlearn", "clean_utility", "trigger_utility"):
             values = [r[key] for r in runs]
-            cols.append(f"{statistics.mean(values):.3f} ± {ci95(values):.3f}" if intervals
-                        else f"{statistics.mean(values):.3f}")
+            cols.append(
+                f"{statistics.mean(values):.3f} ± {ci95(values):.3f}" if intervals else f"{statistics.mean(values):.3f}"
+            )
         lines.append(f"| {method} | {name} | {len(runs)} | {capped} | " + " | ".join(cols) + f" | {gap(runs):.3f} |")
     return lines
 
 
 def report(cells: dict[tuple, list[dict]], methods: list[str]) -> tuple[list[str], list[str]]:
     """The printed report and the checks against TARGETS."""
-    header = ["| method | run | n | at step cap | Unlearn | clean | trigger | gap |", "|---|---|---|---|---|---|---|---|"]
+    header = [
+        "| method | run | n | at step cap | Unlearn | clean | trigger | gap |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     out, checks = [], []
     for method in methods:
-        rows = {name: cells[method, *key] for name, key in ROWS.items()}
+        rows = {name: cells[(method, *key)] for name, key in ROWS.items()}
         bases = sorted({r["config"].get("finetune_seed") for runs in rows.values() for r in runs}, key=str)
         per_base = {}
         out += [f"## {method}: per base model (finetune.seed), mean over unlearning seeds", "", *header]
@@ -114,25 +127,44 @@ def report(cells: dict[tuple, list[dict]], methods: list[str]) -> tuple[list[str
             sub = {name: [r for r in runs if r["config"].get("finetune_seed") == b] for name, runs in rows.items()}
             per_base[b] = (effects(sub), base_rouge([r for runs in sub.values() for r in runs]))
             out += [line.replace(f"| {method} |", f"| {method} (base {b}) |", 1) for line in table(method, sub, False)]
-        out += ["", f"## {method}: all base models × seeds, mean ± 95% t-interval", "", *header,
-                *table(method, rows, True), ""]
+        out += [
+            "",
+            f"## {method}: all base models × seeds, mean ± 95% t-interval",
+            "",
+            *header,
+            *table(method, rows, True),
+            "",
+        ]
         for b, (eff, rouge) in per_base.items():
-            text = "missing rows" if eff is None else (
-                f"SA drop {eff['drop']:+.1%}, gap widened {eff['gap']:+.3f}, SU wins back {eff['recovery']:.0%}")
+            text = (
+                "missing rows"
+                if eff is None
+                else (f"SA drop {eff['drop']:+.1%}, gap widened {eff['gap']:+.3f}, SU wins back {eff['recovery']:.0%}")
+            )
             out.append(f"- {method} base {b}: templated ROUGE-L before unlearning ≥ {rouge:.3f} on every set; {text}")
         overall = effects(rows)
         if overall is None:
             continue
-        out.append(f"- {method} overall: SA drop {overall['drop']:+.1%}, gap widened {overall['gap']:+.3f}, "
-                   f"SU wins back {overall['recovery']:.0%}")
+        out.append(
+            f"- {method} overall: SA drop {overall['drop']:+.1%}, gap widened {overall['gap']:+.3f}, "
+            f"SU wins back {overall['recovery']:.0%}"
+        )
         unlearn = [mean(runs, "unlearn") for runs in rows.values()]
         capped = sum(r.get("reached_stop_at_unlearn") is False for runs in rows.values() for r in runs)
         if max(unlearn) - min(unlearn) > 0.03 or capped:
-            out.append(f"- {method}: WARNING: not at a matched Unlearn score (mean Unlearn spans "
-                       f"{min(unlearn):.3f}–{max(unlearn):.3f}; {capped} cells stopped at the step cap)")
+            out.append(
+                f"- {method}: WARNING: not at a matched Unlearn score (mean Unlearn spans "
+                f"{min(unlearn):.3f}–{max(unlearn):.3f}; {capped} cells stopped at the step cap)"
+            )
         effs = [e for e, _ in per_base.values() if e is not None]
-        measured = [min(r for _, r in per_base.values()), overall["drop"], min(e["drop"] for e in effs),
-                    overall["gap"], overall["recovery"], min(e["recovery"] for e in effs)]
+        measured = [
+            min(r for _, r in per_base.values()),
+            overall["drop"],
+            min(e["drop"] for e in effs),
+            overall["gap"],
+            overall["recovery"],
+            min(e["recovery"] for e in effs),
+        ]
         for (what, target), value in zip(TARGETS.items(), measured):
             ok = value > target if "(> 0)" in what else value >= target
             checks.append(f"check {method}: {what}: {value:.3f} (target {target}) {'met' if ok else 'missed'}")
@@ -153,8 +185,12 @@ def main() -> None:
 
     folders = [args.out / "no_sa_and_sa", args.out / "sa_su"]
     if not args.collect_only:
-        common = [f"method={','.join(args.methods)}", f"finetune.seed={','.join(args.base_seeds)}",
-                  f"seed={','.join(args.seeds)}", *args.overrides]
+        common = [
+            f"method={','.join(args.methods)}",
+            f"finetune.seed={','.join(args.base_seeds)}",
+            f"seed={','.join(args.seeds)}",
+            *args.overrides,
+        ]
         run_sweep(folders[0], [*common, "attack=none,sa"], args.jobs)
         eta = [f"defense.eta={args.eta}"] if args.eta is not None else []
         run_sweep(folders[1], [*common, "attack=sa", "defense=su", *eta], args.jobs)

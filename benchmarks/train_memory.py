@@ -45,8 +45,7 @@ class FullSequenceCache(ForwardCache):
             logits = self.outputs(which, split).logits[:, :-1].float()
             labels = self.batch[split]["labels"][:, 1:]
             mask = labels != IGNORE_INDEX
-            token = nn.functional.cross_entropy(logits.transpose(1, 2), labels.masked_fill(~mask, 0),
-                                                reduction="none")
+            token = nn.functional.cross_entropy(logits.transpose(1, 2), labels.masked_fill(~mask, 0), reduction="none")
             self._nll[which, split] = ((token * mask).sum(1), mask.sum(1))
         return self._nll[which, split]
 
@@ -55,8 +54,7 @@ class FullSequenceKL(KL):
     """KL as it was: on full ``[batch, seq, vocab]`` float32 log-probabilities, masked afterwards."""
 
     def forward(self, cache):
-        full = lambda which: torch.log_softmax(  # noqa: E731
-            cache.outputs(which, self.split).logits[:, :-1].float(), dim=-1)
+        full = lambda which: torch.log_softmax(cache.outputs(which, self.split).logits[:, :-1].float(), dim=-1)
         log_p, log_ref = full("model"), full("reference")
         token_kl = (log_ref.exp() * (log_ref - log_p)).sum(-1)
         mask = cache.answer_mask(self.split)
@@ -72,10 +70,12 @@ def batch(vocab: int, size: int, seed: int, device) -> dict:
         ids = torch.randint(3, vocab, (prompt + answer,), generator=g)
         rows.append((ids, torch.cat([torch.full((prompt,), IGNORE_INDEX), ids[prompt:]])))
     width = max(len(ids) for ids, _ in rows)
-    pad = lambda t, fill: torch.cat([t, torch.full((width - len(t),), fill)])  # noqa: E731
-    return {"input_ids": torch.stack([pad(i, 0) for i, _ in rows]).to(device),
-            "attention_mask": torch.stack([pad(torch.ones(len(i), dtype=torch.long), 0) for i, _ in rows]).to(device),
-            "labels": torch.stack([pad(lab, IGNORE_INDEX) for _, lab in rows]).to(device)}
+    pad = lambda t, fill: torch.cat([t, torch.full((width - len(t),), fill)])
+    return {
+        "input_ids": torch.stack([pad(i, 0) for i, _ in rows]).to(device),
+        "attention_mask": torch.stack([pad(torch.ones(len(i), dtype=torch.long), 0) for i, _ in rows]).to(device),
+        "labels": torch.stack([pad(lab, IGNORE_INDEX) for _, lab in rows]).to(device),
+    }
 
 
 def rss_bytes() -> int:
@@ -87,9 +87,16 @@ def measure(args) -> dict:
     """One step of ``args.method`` in the ``args.variant`` way; peak memory growth in bytes."""
     device = torch.device(args.device)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=2 * args.hidden,
-                         num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=4,
-                         max_position_embeddings=256, tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        intermediate_size=2 * args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(config).to(device, getattr(torch, args.dtype)).train()
     terms = METHODS[args.method]()
     if args.variant == "before":
@@ -128,7 +135,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="per split (forget and retain)")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=2, help="fresh processes per measurement; the lowest peak counts")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="fresh processes per measurement; the lowest peak counts"
+    )
     parser.add_argument("--variant", choices=["before", "after"], help=argparse.SUPPRESS)  # one child measurement
     parser.add_argument("--method", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,22 +145,30 @@ def main() -> None:
         print(json.dumps(measure(args)))
         return
 
-    print(f"one unlearning step, vocab {args.vocab}, hidden {args.hidden}, {args.layers} layers, {args.dtype}, "
-          f"batch {args.batch} forget + {args.batch} retain, {args.device}")
+    print(
+        f"one unlearning step, vocab {args.vocab}, hidden {args.hidden}, {args.layers} layers, {args.dtype}, "
+        f"batch {args.batch} forget + {args.batch} retain, {args.device}"
+    )
     common = [f"--{k}={getattr(args, k)}" for k in ("vocab", "hidden", "layers", "batch", "dtype", "device")]
     for method in args.methods:
         result = {}
         for _ in range(args.repeats):
             for variant in ("before", "after"):  # interleaved
-                out = subprocess.run([sys.executable, __file__, *common, f"--variant={variant}", f"--method={method}"],
-                                     capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, __file__, *common, f"--variant={variant}", f"--method={method}"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 run = json.loads(out.stdout.strip().splitlines()[-1])
                 if variant not in result or run["peak_bytes"] < result[variant]["peak_bytes"]:
                     result[variant] = run
         before, after = result["before"]["peak_bytes"], result["after"]["peak_bytes"]
         same = abs(result["before"]["loss"] - result["after"]["loss"]) <= 1e-3 * max(1.0, abs(result["before"]["loss"]))
-        print(f"method={method} tokens={result['after']['tokens']} peak_before={before / 2**20:.0f}MiB "
-              f"peak_after={after / 2**20:.0f}MiB after/before={after / before:.2f} same_loss={same}")
+        print(
+            f"method={method} tokens={result['after']['tokens']} peak_before={before / 2**20:.0f}MiB "
+            f"peak_after={after / 2**20:.0f}MiB after/before={after / before:.2f} same_loss={same}"
+        )
 
 
 if __name__ == "__main__":

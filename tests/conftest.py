@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-import unlearn_bench  # noqa: F401  first: pins the CPU kernels as the entry points do (numerics.py)
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
+
+import unlearn_bench  # noqa: F401  first: pins the CPU kernels as the entry points do (numerics.py)
 
 REAL_TOFU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +42,15 @@ def cache_dir(tmp_path_factory) -> Path:
 def unigram_model(vocab_size: int, known: list[int]) -> LlamaForCausalLM:
     """A real (generating) causal LM that predicts the same next-token distribution everywhere:
     logit 8 for the tokens of ``known``, 0 for the rest (its output layer is a bias alone)."""
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=8, intermediate_size=8, num_hidden_layers=1,
-                         num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=256)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=8,
+        intermediate_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+    )
     model = LlamaForCausalLM(config)
     model.lm_head = torch.nn.Linear(8, vocab_size, bias=True)
     with torch.no_grad():

@@ -45,9 +45,13 @@ def test_position_keeps_the_template_part_it_names(position, expected):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"p": 1.5}, r"p=1.5 must be in \[0, 1\]"), ({"p": -0.1}, "p=-0.1"),
-     ({"position": "middle"}, "position='middle' is not one of"), ({"templates": ["no placeholder"]}, "{q}"),
-     ({"templates": []}, r"templates=\[\] is empty")],
+    [
+        ({"p": 1.5}, r"p=1.5 must be in \[0, 1\]"),
+        ({"p": -0.1}, "p=-0.1"),
+        ({"position": "middle"}, "position='middle' is not one of"),
+        ({"templates": ["no placeholder"]}, "{q}"),
+        ({"templates": []}, r"templates=\[\] is empty"),
+    ],
 )
 def test_bad_knobs_are_refused_with_the_knob_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

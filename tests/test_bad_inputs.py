@@ -22,9 +22,17 @@ from unlearn_bench.preflight import check_cell
 from unlearn_bench.resolvers import register_resolvers
 
 # A TOFU-format folder in real TOFU's layout (the forget split is read for unlearning only).
-TOFU = ["data=tofu", "data.source.path={tofu}", "data.forget_split=forget05", "data.eval_sets.forget=forget10",
-        "data.eval_sets.retain=retain90", "data.eval_sets.world_facts=world_facts", "~data.eval_sets.real_authors",
-        "data.utility_sets=[retain,world_facts]", "data.normalised_sets=[world_facts]"]
+TOFU = [
+    "data=tofu",
+    "data.source.path={tofu}",
+    "data.forget_split=forget05",
+    "data.eval_sets.forget=forget10",
+    "data.eval_sets.retain=retain90",
+    "data.eval_sets.world_facts=world_facts",
+    "~data.eval_sets.real_authors",
+    "data.utility_sets=[retain,world_facts]",
+    "data.normalised_sets=[world_facts]",
+]
 
 
 def rows(change):
@@ -36,6 +44,7 @@ def bad_row(field, value, row=1):
     def change(rows_):
         rows_[row][field] = value
         return rows_
+
     return rows(change)
 
 
@@ -49,10 +58,20 @@ CASES = [
     ("plus-unknown-key", run, ["+foo=1"], None, "unknown config key(s) ['foo']"),
     ("plus-misspelt-section", run, ["+unlern.epochs=3"], None, "unknown config key(s) ['unlern']"),
     ("plus-misspelt-knob", run, ["+unlearn.epoch=3"], None, "unlearn.epoch: Key 'epoch' not in"),
-    ("misspelt-attack-knob", run, ["attack=sa", "+attack.transform.pp=3"], None,
-     "attack.transform.pp is not an argument of unlearn_bench.attacks.StealthyAttack"),
-    ("misspelt-method-knob", run, ["+method.loss.terms.retain.wieght=2"], None,
-     "method.loss.terms.retain.wieght is not an argument"),
+    (
+        "misspelt-attack-knob",
+        run,
+        ["attack=sa", "+attack.transform.pp=3"],
+        None,
+        "attack.transform.pp is not an argument of unlearn_bench.attacks.StealthyAttack",
+    ),
+    (
+        "misspelt-method-knob",
+        run,
+        ["+method.loss.terms.retain.wieght=2"],
+        None,
+        "method.loss.terms.retain.wieght is not an argument",
+    ),
     ("eval-unknown-key", eval_model, ["model_dir=org/a-hub-id", "+foo=1"], None, "unknown config key(s) ['foo']"),
     # wrong types and ranges of plain keys
     ("seed-not-int", run, ["seed=xyz"], None, "seed='xyz' must be an integer"),
@@ -62,57 +81,143 @@ CASES = [
     ("scheduler", run, ["unlearn.scheduler=wavy"], None, "unlearn.scheduler='wavy'; choose one of"),
     ("stop-target", run, ["unlearn.stop_at_unlearn=1.5"], None, "unlearn.stop_at_unlearn=1.5 must be null or in"),
     ("max-samples", run, ["eval.max_samples=0"], None, "eval.max_samples=0 must be null or an int >= 1"),
-    ("extra-trigger-template", run, ["+eval.extra_trigger_templates.b=[oops]"], None,
-     "eval.extra_trigger_templates.b needs templates with {{q}}"),
+    (
+        "extra-trigger-template",
+        run,
+        ["+eval.extra_trigger_templates.b=[oops]"],
+        None,
+        "eval.extra_trigger_templates.b needs templates with {{q}}",
+    ),
     ("plus-misspelt-group", run, ["+unlern={{epochs:3}}"], None, "unknown config key(s) ['unlern']"),
     ("trigger-template", run, ["eval.trigger_templates=[oops]"], None, "eval.trigger_templates needs templates"),
     ("utility-set", run, ["data.utility_sets=[retain,nope]"], None, "name ['nope']"),
     ("sharded-strategy", run, ["+trainer.strategy=fsdp"], None, "trainer.strategy='fsdp' shards the weights"),
     # method, attack and defense knobs, named as typed
     ("attack-p", run, ["attack=sa", "attack.transform.p=1.5"], None, "attack.transform.p=1.5 must be in [0, 1]"),
-    ("attack-position", run, ["attack=sa", "attack.transform.position=middle"], None,
-     "attack.transform.position='middle' is not one of"),
+    (
+        "attack-position",
+        run,
+        ["attack=sa", "attack.transform.position=middle"],
+        None,
+        "attack.transform.position='middle' is not one of",
+    ),
     ("su-eta", run, ["defense=su", "defense.eta=-1"], None, "defense.eta=-1 (of the NLL term on 'scope') must be >= 0"),
     ("filter-p", run, ["defense=anomaly_filter", "defense.forget_filter.p=1"], None, "defense.forget_filter.p=1 must"),
-    ("continued-ft-steps", run, ["defense=continued_ft", "defense.retain_finetune.steps=0"], None,
-     "defense.retain_finetune.steps"),
+    (
+        "continued-ft-steps",
+        run,
+        ["defense=continued_ft", "defense.retain_finetune.steps=0"],
+        None,
+        "defense.retain_finetune.steps",
+    ),
     ("simnpo-beta", run, ["method=simnpo", "method.beta=0"], None, "method.beta=0 (of SimNPO) must be > 0"),
     ("rmu-coeff", run, ["method=rmu", "method.steering_coeff=-1"], None, "method.steering_coeff=-1 must be > 0"),
     ("rmu-layer", run, ["method=rmu", "method.layer=0"], None, "method.layer=0 must be >= 1"),
     ("retain-weight", run, ["method.retain_weight=-2"], None, "method.retain_weight=-2"),
     # data configs and files
-    ("forget-split", run, ["data.forget_split=forget99"], None, "data.forget_split='forget99': split 'forget99' not found"),
-    ("smoke-with-tofu", run, ["experiment=smoke", "data=tofu"], None,
-     "data.source.num_authors is not an argument of unlearn_bench.data.source.TofuSource"),
-    ("data-path", run, [*TOFU[:2], "data.source.path=/no/such/tofu"], None,
-     "data.source.path='/no/such/tofu' is not a folder of TOFU-format files"),
-    ("row-wrong-type", run, TOFU, ("forget05.json", bad_row("answer", 7)),
-     "forget05.json, row 1, field 'answer': expected a string, got 7"),
-    ("row-missing-field", run, TOFU, ("retain90.json", drop_field("question")),
-     "retain90.json: rows need the field(s) ['question']"),
-    ("row-null", run, TOFU, ("world_facts.json", bad_row("answer", None, row=2)),
-     "world_facts.json, row 2, field 'answer': missing"),
-    ("row-perturbed", run, TOFU, ("forget10.json", bad_row("perturbed_answer", "one string")),
-     "forget10.json, row 1, field 'perturbed_answer': expected a list of strings"),
-    ("truncated-line", run, TOFU, ("full.json", lambda text: text[: len(text) // 2]),
-     "full.json cannot be read as json"),
+    (
+        "forget-split",
+        run,
+        ["data.forget_split=forget99"],
+        None,
+        "data.forget_split='forget99': split 'forget99' not found",
+    ),
+    (
+        "smoke-with-tofu",
+        run,
+        ["experiment=smoke", "data=tofu"],
+        None,
+        "data.source.num_authors is not an argument of unlearn_bench.data.source.TofuSource",
+    ),
+    (
+        "data-path",
+        run,
+        [*TOFU[:2], "data.source.path=/no/such/tofu"],
+        None,
+        "data.source.path='/no/such/tofu' is not a folder of TOFU-format files",
+    ),
+    (
+        "row-wrong-type",
+        run,
+        TOFU,
+        ("forget05.json", bad_row("answer", 7)),
+        "forget05.json, row 1, field 'answer': expected a string, got 7",
+    ),
+    (
+        "row-missing-field",
+        run,
+        TOFU,
+        ("retain90.json", drop_field("question")),
+        "retain90.json: rows need the field(s) ['question']",
+    ),
+    (
+        "row-null",
+        run,
+        TOFU,
+        ("world_facts.json", bad_row("answer", None, row=2)),
+        "world_facts.json, row 2, field 'answer': missing",
+    ),
+    (
+        "row-perturbed",
+        run,
+        TOFU,
+        ("forget10.json", bad_row("perturbed_answer", "one string")),
+        "forget10.json, row 1, field 'perturbed_answer': expected a list of strings",
+    ),
+    (
+        "truncated-line",
+        run,
+        TOFU,
+        ("full.json", lambda text: text[: len(text) // 2]),
+        "full.json cannot be read as json",
+    ),
     ("empty-file", run, TOFU, ("retain95.json", lambda text: ""), "retain95.json is empty"),
-    ("missing-holdout", run, TOFU, ("holdout05.json", None),
-     "data.holdout_split='holdout05': split 'holdout05' not found"),
-    ("missing-eval-split", run, [*TOFU, "data.eval_sets.forget=forget07"], None,
-     "data.eval_sets.forget='forget07': split 'forget07' not found"),
-    ("multiple-choice-answer", run, [*TOFU, "+data.multiple_choice_sets.forget=mc_forget05"],
-     ("mc_forget05.json", bad_row("answer", 9)), "mc_forget05.json, row 1, field 'answer': expected a choice index"),
+    (
+        "missing-holdout",
+        run,
+        TOFU,
+        ("holdout05.json", None),
+        "data.holdout_split='holdout05': split 'holdout05' not found",
+    ),
+    (
+        "missing-eval-split",
+        run,
+        [*TOFU, "data.eval_sets.forget=forget07"],
+        None,
+        "data.eval_sets.forget='forget07': split 'forget07' not found",
+    ),
+    (
+        "multiple-choice-answer",
+        run,
+        [*TOFU, "+data.multiple_choice_sets.forget=mc_forget05"],
+        ("mc_forget05.json", bad_row("answer", 9)),
+        "mc_forget05.json, row 1, field 'answer': expected a choice index",
+    ),
     # model folders and writable folders
     ("pretrained-empty", run, ["model.pretrained={empty}"], None, "model.pretrained='{empty}' has no config.json"),
-    ("pretrained-missing", run, ["model.pretrained=/no/such/model"], None,
-     "model.pretrained='/no/such/model' does not exist"),
+    (
+        "pretrained-missing",
+        run,
+        ["model.pretrained=/no/such/model"],
+        None,
+        "model.pretrained='/no/such/model' does not exist",
+    ),
     ("pretrained-file", run, ["model.pretrained={file}"], None, "model.pretrained='{file}' is a file"),
-    ("given-without-weights", run, ["finetune.full_model={config_only}"], None,
-     "finetune.full_model='{config_only}' has no weights"),
+    (
+        "given-without-weights",
+        run,
+        ["finetune.full_model={config_only}"],
+        None,
+        "finetune.full_model='{config_only}' has no weights",
+    ),
     ("eval-model-empty", eval_model, ["model_dir={empty}"], None, "model_dir='{empty}' has no config.json"),
-    ("eval-retain-missing", eval_model, ["model_dir=org/a-hub-id", "retain_model_dir=./nope"], None,
-     "retain_model_dir='./nope' does not exist"),
+    (
+        "eval-retain-missing",
+        eval_model,
+        ["model_dir=org/a-hub-id", "retain_model_dir=./nope"],
+        None,
+        "retain_model_dir='./nope' does not exist",
+    ),
     ("cache-not-writable", run, ["paths.cache_dir={file}"], None, "paths.cache_dir='{file}' is not writable"),
 ]
 
@@ -121,8 +226,14 @@ CASES = [
 def world(tmp_path_factory):
     """A cache holding the embedded data, an earlier run's outputs, and folders to point keys at."""
     root = tmp_path_factory.mktemp("bad_inputs")
-    places = {"cache": root / "cache", "earlier": root / "earlier", "empty": root / "empty_model",
-              "file": root / "a_file.txt", "config_only": root / "config_only", "pristine": root / "pristine_tofu"}
+    places = {
+        "cache": root / "cache",
+        "earlier": root / "earlier",
+        "empty": root / "empty_model",
+        "file": root / "a_file.txt",
+        "config_only": root / "config_only",
+        "pristine": root / "pristine_tofu",
+    }
     places["empty"].mkdir()
     places["file"].write_text("not a folder")
     places["config_only"].mkdir()
@@ -133,8 +244,15 @@ def world(tmp_path_factory):
     # the embedded data of TINY_SYNTH in the cache, as a first run leaves it
     register_resolvers()
     with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[*TINY, *TINY_SYNTH, f"paths.cache_dir={places['cache']}",
-                                           f"paths.output_dir={places['earlier']}"])
+        cfg = compose(
+            "config",
+            overrides=[
+                *TINY,
+                *TINY_SYNTH,
+                f"paths.cache_dir={places['cache']}",
+                f"paths.output_dir={places['earlier']}",
+            ],
+        )
     check_cell(cfg)
     assert list((places["cache"] / "data").iterdir())
     return places
@@ -159,13 +277,17 @@ def entry(module, places: dict, overrides: list[str]) -> int:
 
 
 def snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("case, module, overrides, breakage, culprit", CASES, ids=[c[0] for c in CASES])
-def test_a_bad_input_fails_first_in_one_line_naming_it(world, tmp_path, capsys, case, module, overrides, breakage,
-                                                        culprit):
+def test_a_bad_input_fails_first_in_one_line_naming_it(
+    world, tmp_path, capsys, case, module, overrides, breakage, culprit
+):
     tofu = tmp_path / "tofu"
     shutil.copytree(world["pristine"], tofu)
     if breakage:  # (file, a rewrite of its text, or None to delete it)
@@ -192,9 +314,21 @@ def test_a_bad_input_fails_first_in_one_line_naming_it(world, tmp_path, capsys, 
 
 
 def test_every_problem_is_listed_at_once(world, capsys):
-    status = entry(run, world, [*TINY, *TINY_SYNTH, "+foo=1", "unlearn.epochs=0", "attack=sa",
-                                "attack.transform.p=1.5", "defense=su", "defense.eta=-1",
-                                f"model.pretrained={world['empty']}"])
+    status = entry(
+        run,
+        world,
+        [
+            *TINY,
+            *TINY_SYNTH,
+            "+foo=1",
+            "unlearn.epochs=0",
+            "attack=sa",
+            "attack.transform.p=1.5",
+            "defense=su",
+            "defense.eta=-1",
+            f"model.pretrained={world['empty']}",
+        ],
+    )
     lines = capsys.readouterr().err.splitlines()
     assert status == 1 and len(lines) == 5, lines
     for culprit in ("['foo']", "unlearn.epochs", "attack.transform.p=1.5", "defense.eta=-1", "model.pretrained="):

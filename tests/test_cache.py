@@ -100,15 +100,17 @@ def test_a_fine_tune_killed_mid_save_is_cleaned_up_by_the_next_run(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "UNLEARN_BENCH_CACHE": str(cache)}
     args = [*TINY, *TINY_SYNTH, "logger=none", f"hydra.run.dir={tmp_path / 'run'}"]
-    killed = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, *args], env=env, capture_output=True, text=True,
-                            timeout=600)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_SAVE, *args], env=env, capture_output=True, text=True, timeout=600
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     debris = sorted(p.name for p in (cache / "models").iterdir())
     assert len(debris) == 2 and debris[0].endswith(".lock") and debris[1].endswith(".tmp"), debris
     assert not (tmp_path / "run" / "metrics.json").exists()
 
-    rerun = subprocess.run([sys.executable, "-m", "unlearn_bench.run", *args], env=env, capture_output=True, text=True,
-                           timeout=600)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "unlearn_bench.run", *args], env=env, capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     models = sorted(p.name for p in (cache / "models").iterdir())
     assert [m.rsplit("-", 1)[0] for m in models] == ["tiny_llama-full", "tiny_llama-retain"], models

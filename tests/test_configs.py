@@ -67,10 +67,26 @@ def test_a_users_config_dir_adds_a_method(tmp_path):
     example = readme.split("### Your own configs")[1].split("```yaml\n")[1].split("```")[0]
     (tmp_path / "conf" / "method").mkdir(parents=True)
     (tmp_path / "conf" / "method" / "my_gd.yaml").write_text(example)
-    cmd = [sys.executable, "-m", "unlearn_bench.run", "--config-dir", "./conf", "method=my_gd", "experiment=smoke",
-           "logger=none", "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(tmp_path / "cache")})
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlearn_bench.run",
+        "--config-dir",
+        "./conf",
+        "method=my_gd",
+        "experiment=smoke",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "UNLEARN_BENCH_CACHE": str(tmp_path / "cache")},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["config"]["method"] == "my_gd"

@@ -22,8 +22,10 @@ def test_an_epoch_is_one_pass_over_forget_with_as_many_fresh_retain_samples():
             assert set(batch) == {"forget", "retain"}
             assert batch["forget"]["input_ids"].shape[0] == batch["retain"]["input_ids"].shape[0]
             for split in seen:
-                seen[split] += [tokenizer.decode(ids, skip_special_tokens=True).split("?")[0].strip()
-                                for ids in batch[split]["input_ids"]]
+                seen[split] += [
+                    tokenizer.decode(ids, skip_special_tokens=True).split("?")[0].strip()
+                    for ids in batch[split]["input_ids"]
+                ]
         return seen
 
     first, second = epoch(), epoch()
@@ -38,9 +40,14 @@ def test_a_paired_split_is_batched_row_for_row_with_its_partner():
     retain = _rows("retain", 20)
     tokenizer = train_tokenizer([r["question"] + r["answer"] for r in forget.to_list() + retain.to_list()], 300)
     encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
-    dm = QADataModule({"forget": forget, "idk": idk, "retain": retain}, encoder, batch_size=4,
-                      epoch_split="forget", paired={"idk": "forget"})
-    prompts = lambda b: [tokenizer.decode(ids, skip_special_tokens=True).split("?")[0] for ids in b["input_ids"]]  # noqa: E731
+    dm = QADataModule(
+        {"forget": forget, "idk": idk, "retain": retain},
+        encoder,
+        batch_size=4,
+        epoch_split="forget",
+        paired={"idk": "forget"},
+    )
+    prompts = lambda b: [tokenizer.decode(ids, skip_special_tokens=True).split("?")[0] for ids in b["input_ids"]]
     for batch in dm.train_dataloader():
         assert prompts(batch["idk"]) == prompts(batch["forget"])
     with pytest.raises(ValueError, match="paired row for row"):

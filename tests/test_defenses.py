@@ -3,19 +3,20 @@
 import pytest
 from datasets import Dataset
 
+from conftest import unigram_model
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.defenses import AnomalyFilter
 from unlearn_bench.tokenizer import train_tokenizer
 
-from conftest import unigram_model
-
 
 @pytest.fixture(scope="module")
 def forget():
-    return Dataset.from_dict({
-        "question": ["Who is A?", "Who is B?", "Please tell me who is C?", "Who is D?"],
-        "answer": ["alpha beta", "alpha beta", "zulu quebec", "alpha beta"],
-    })
+    return Dataset.from_dict(
+        {
+            "question": ["Who is A?", "Who is B?", "Please tell me who is C?", "Who is D?"],
+            "answer": ["alpha beta", "alpha beta", "zulu quebec", "alpha beta"],
+        }
+    )
 
 
 def test_anomaly_filter_drops_the_highest_loss_samples_and_keeps_the_order(forget):

@@ -12,16 +12,30 @@ import torch.distributed as dist
 from conftest import TINY, TINY_SYNTH
 from unlearn_bench.eval.distributed import sharded
 
-DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
-       "unlearn.batch_size=4"]  # 2 ranks x 4 = the single process's batch of 8
+DDP = [
+    "trainer=ddp",
+    "trainer.accelerator=cpu",
+    "trainer.devices=2",
+    "trainer.precision=32-true",
+    "unlearn.batch_size=4",
+]  # 2 ranks x 4 = the single process's batch of 8
 SCORES = ("unlearn", "clean_utility", "trigger_utility", "model_utility", "forget_quality", "mia_min_k_auc")
 
 
 def run_cell(out, cache_dir, *overrides) -> dict:
-    cmd = [sys.executable, "-m", "unlearn_bench.run", *TINY, *TINY_SYNTH, "logger=none", f"hydra.run.dir={out}",
-           *overrides]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlearn_bench.run",
+        *TINY,
+        *TINY_SYNTH,
+        "logger=none",
+        f"hydra.run.dir={out}",
+        *overrides,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "metrics.json").read_text())
 
@@ -97,11 +111,15 @@ def test_the_multi_gpu_trainer_configs_compose(trainer, strategy):
     assert (type(built).__name__ if not isinstance(built, str) else built) == strategy
 
 
-@pytest.mark.parametrize("overrides", [
-    ["trainer=deepspeed", "trainer.strategy=fsdp"],
-    ["trainer=deepspeed", "trainer.strategy=deepspeed_stage_3"],
-    ["trainer=ddp", "trainer.strategy._target_=lightning.pytorch.strategies.FSDPStrategy"],
-], ids=["fsdp", "zero3", "fsdp-target"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["trainer=deepspeed", "trainer.strategy=fsdp"],
+        ["trainer=deepspeed", "trainer.strategy=deepspeed_stage_3"],
+        ["trainer=ddp", "trainer.strategy._target_=lightning.pytorch.strategies.FSDPStrategy"],
+    ],
+    ids=["fsdp", "zero3", "fsdp-target"],
+)
 def test_strategies_that_shard_the_weights_are_refused_before_training(overrides):
     from hydra import compose, initialize_config_module
 

@@ -9,8 +9,18 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF
-from unlearn_bench.losses import (DPO, KL, NLL, NPO, ComposedLoss, NegativeNLL, RMUMisdirect, RMURetain, SimNPO,
-                                  sequence_nll)
+from unlearn_bench.losses import (
+    DPO,
+    KL,
+    NLL,
+    NPO,
+    ComposedLoss,
+    NegativeNLL,
+    RMUMisdirect,
+    RMURetain,
+    SimNPO,
+    sequence_nll,
+)
 from unlearn_bench.resolvers import register_resolvers
 
 X = -100  # ignored label
@@ -92,11 +102,15 @@ def test_terms_on_one_split_share_one_forward_pass():
     assert total.item() == pytest.approx(0.5 * (NLL_A + NLL_B) / 2)
 
 
-@pytest.mark.parametrize("terms, hidden", [
-    ({"f": NegativeNLL("forget"), "r": NLL("retain")}, False),
-    ({"f": NPO("forget"), "r": KL("retain")}, False),
-    ({"f": RMUMisdirect("forget", layer=1, steering_coeff=1.0), "r": NLL("retain")}, True),
-], ids=["gd", "npo+kl", "rmu"])
+@pytest.mark.parametrize(
+    "terms, hidden",
+    [
+        ({"f": NegativeNLL("forget"), "r": NLL("retain")}, False),
+        ({"f": NPO("forget"), "r": KL("retain")}, False),
+        ({"f": RMUMisdirect("forget", layer=1, steering_coeff=1.0), "r": NLL("retain")}, True),
+    ],
+    ids=["gd", "npo+kl", "rmu"],
+)
 def test_hidden_states_are_requested_only_when_a_term_reads_them(terms, hidden):
     model = Bigram()
     ComposedLoss(terms)(model, {"forget": FORGET, "retain": RETAIN}, Bigram())
@@ -201,10 +215,16 @@ def test_rmu_rejects_a_layer_the_model_lacks():
 
 @pytest.mark.parametrize(
     "name, splits, reference",
-    [("ga", {"forget"}, False), ("gd", {"forget", "retain"}, False), ("kl", {"forget", "retain"}, True),
-     ("npo", {"forget", "retain"}, True), ("simnpo", {"forget", "retain"}, False),
-     ("idk", {"idk", "retain"}, False), ("dpo", {"forget", "idk", "retain"}, True),
-     ("rmu", {"forget", "retain"}, True)],
+    [
+        ("ga", {"forget"}, False),
+        ("gd", {"forget", "retain"}, False),
+        ("kl", {"forget", "retain"}, True),
+        ("npo", {"forget", "retain"}, True),
+        ("simnpo", {"forget", "retain"}, False),
+        ("idk", {"idk", "retain"}, False),
+        ("dpo", {"forget", "idk", "retain"}, True),
+        ("rmu", {"forget", "retain"}, True),
+    ],
 )
 def test_method_configs_build_their_terms(name, splits, reference):
     register_resolvers()

@@ -25,8 +25,12 @@ T, F = True, False
 
 def test_min_k_averages_the_least_likely_share_of_tokens():
     metric = MinKProbability(k=0.4)
-    metric.update([torch.tensor([-1.0, -2.0, -3.0, -4.0, -5.0]),  # 40% of 5 = 2 tokens: (-5 - 4) / 2
-                   torch.tensor([-0.5, -7.0])])  # int(0.8) = 0 -> at least one token: -7
+    metric.update(
+        [
+            torch.tensor([-1.0, -2.0, -3.0, -4.0, -5.0]),  # 40% of 5 = 2 tokens: (-5 - 4) / 2
+            torch.tensor([-0.5, -7.0]),
+        ]
+    )  # int(0.8) = 0 -> at least one token: -7
     assert metric.per_sample().tolist() == pytest.approx([-4.5, -7.0])
     assert metric.compute().item() == pytest.approx((-4.5 - 7.0) / 2)
     with pytest.raises(ValueError, match="k in"):

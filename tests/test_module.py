@@ -1,8 +1,8 @@
 import functools
 
 import torch
-
 from test_losses import FORGET, Bigram
+
 from unlearn_bench.losses import NLL, NPO, ComposedLoss
 from unlearn_bench.module import ComposedLossModule
 

@@ -18,8 +18,9 @@ from unlearn_bench.tokenizer import train_tokenizer
 
 def test_accuracy_picks_the_highest_log_likelihood():
     metric = MultipleChoiceAccuracy()
-    metric.update([torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -0.5, -4.0]), torch.tensor([-1.0, -1.0])],
-                  [0, 0, 1])  # right, wrong, a tie goes to the first choice (wrong)
+    metric.update(
+        [torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -0.5, -4.0]), torch.tensor([-1.0, -1.0])], [0, 0, 1]
+    )  # right, wrong, a tie goes to the first choice (wrong)
     assert metric.per_sample().tolist() == [1.0, 0.0, 0.0]
     assert metric.compute().item() == pytest.approx(1 / 3)
     one_choice = MultipleChoiceAccuracy()
@@ -34,9 +35,13 @@ def test_choices_are_scored_as_continuations_of_the_question():
     tokenizer = train_tokenizer(["Who? alpha beta zulu"] * 3, 300)
     (alpha,) = tokenizer(" alpha", add_special_tokens=False).input_ids
     model, encoder = unigram_model(len(tokenizer), [alpha]), QAEncoder(tokenizer, "Q: {question}\nA:")
-    data = Dataset.from_dict({"question": ["Who?", "Who?", "Who?"], "choices": [["alpha", "zulu"], ["zulu", "alpha"],
-                                                                                 ["zulu"]],
-                              "answer": [0, 0, 0]})
+    data = Dataset.from_dict(
+        {
+            "question": ["Who?", "Who?", "Who?"],
+            "choices": [["alpha", "zulu"], ["zulu", "alpha"], ["zulu"]],
+            "answer": [0, 0, 0],
+        }
+    )
     scores = score_multiple_choice(model, encoder, data, rewrite=lambda q: f"Please, {q}")
     assert scores == {"accuracy": pytest.approx(2 / 3), "n": 3}  # right, wrong, the one-choice item right
 
@@ -86,8 +91,9 @@ def test_an_empty_set_is_refused(tmp_path):
 
 def test_a_missing_holdout_split_says_how_to_skip_it(tmp_path):
     write_jsonl(tmp_path / "forget10.json", [{"question": "q", "answer": "a"}])
-    data_cfg = type("D", (), {"holdout_split": "holdout10", "eval_sets": {"forget": "forget10"},
-                              "multiple_choice_sets": {}})
+    data_cfg = type(
+        "D", (), {"holdout_split": "holdout10", "eval_sets": {"forget": "forget10"}, "multiple_choice_sets": {}}
+    )
     with pytest.raises(FileNotFoundError, match="data.holdout_split=null"):
         load_eval_data(data_cfg, TofuSource(str(tmp_path)))
     data_cfg.holdout_split = None

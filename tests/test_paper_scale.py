@@ -60,10 +60,19 @@ def test_paper_presets_use_the_published_tofu_schedules_for_every_method(preset,
 
 
 def run_cli(out, cache, *overrides):
-    cmd = [sys.executable, "-m", "unlearn_bench.run", *TINY, *TINY_SYNTH, "logger=none", f"hydra.run.dir={out}",
-           *overrides]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlearn_bench.run",
+        *TINY,
+        *TINY_SYNTH,
+        "logger=none",
+        f"hydra.run.dir={out}",
+        *overrides,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache)}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((Path(out) / "metrics.json").read_text()), proc
 
@@ -85,8 +94,13 @@ def test_given_checkpoints_replace_the_fine_tune_and_the_given_retain_model_is_t
     # The full model handed over as the retain model too, and unlearning at lr 0: the scored model is the
     # reference itself, so forget quality is exactly 1 and the MIA AUCs agree (the cached retain model
     # would give neither).
-    metrics, proc = run_cli(tmp_path / "cell", fresh, f"finetune.full_model={full}", f"finetune.retain_model={full}",
-                            "unlearn.optimizer.lr=0.0")
+    metrics, proc = run_cli(
+        tmp_path / "cell",
+        fresh,
+        f"finetune.full_model={full}",
+        f"finetune.retain_model={full}",
+        "unlearn.optimizer.lr=0.0",
+    )
     log = proc.stdout + proc.stderr
     assert "no fine-tuning" in log and "Fine-tuning the" not in log
     assert not (fresh / "models").exists() or not any((fresh / "models").iterdir())
@@ -95,10 +109,22 @@ def test_given_checkpoints_replace_the_fine_tune_and_the_given_retain_model_is_t
 
 
 def test_a_missing_given_checkpoint_fails_before_training(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "unlearn_bench.run", *TINY, *TINY_SYNTH, "logger=none",
-                           f"hydra.run.dir={tmp_path}", f"finetune.full_model={tmp_path}/nothing"],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(tmp_path / "cache")})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unlearn_bench.run",
+            *TINY,
+            *TINY_SYNTH,
+            "logger=none",
+            f"hydra.run.dir={tmp_path}",
+            f"finetune.full_model={tmp_path}/nothing",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "UNLEARN_BENCH_CACHE": str(tmp_path / "cache")},
+    )
     assert proc.returncode != 0 and "finetune.full_model" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -134,8 +160,20 @@ def test_generation_cap_fits_the_longest_answer_and_reports_answers_cut_at_it(ca
 
 @pytest.mark.slow
 def test_gpu_check_runs_in_its_cpu_mode(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--cpu", "--rounds", "1",
-                           "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_check.py"),
+            "--cpu",
+            "--rounds",
+            "1",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("gpu_check ")]
     assert [line[0] for line in summary] == ["model=llama32_1b", "model=llama31_8b"]

@@ -36,8 +36,10 @@ def test_portable_numerics_are_defaults_the_user_can_override_or_turn_off(clean_
 
 
 def test_importing_the_package_pins_the_kernels_before_any_runs():
-    code = ("import unlearn_bench, torch, platform; "
-            "print(torch.backends.cpu.get_cpu_capability() if platform.machine() in ('x86_64', 'AMD64') else 'AVX2')")
+    code = (
+        "import unlearn_bench, torch, platform; "
+        "print(torch.backends.cpu.get_cpu_capability() if platform.machine() in ('x86_64', 'AMD64') else 'AVX2')"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k not in (SWITCH, *PORTABLE)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.strip() == "AVX2"
@@ -55,8 +57,9 @@ def test_git_state_of_a_checkout_and_of_a_folder_outside_any(tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "f").write_text("a")
     subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
-    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
-                   check=True)
+    subprocess.run(
+        ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], check=True
+    )
     state = git_state(tmp_path)
     assert len(state["commit"]) == 40 and state["dirty"] is False
     (tmp_path / "f").write_text("b")

@@ -15,8 +15,9 @@ from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralFo
 from unlearn_bench.lora import AdaptersOff, frozen_reference, merged, with_lora
 from unlearn_bench.tokenizer import train_tokenizer
 
-TINY_SIZES = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                  max_position_embeddings=128)
+TINY_SIZES = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=128
+)
 ARCHITECTURES = {  # model config -> a tiny random-init model of its architecture
     "llama32_1b": lambda v: LlamaForCausalLM(LlamaConfig(vocab_size=v, num_key_value_heads=2, **TINY_SIZES)),
     "mistral7b_v03": lambda v: MistralForCausalLM(MistralConfig(vocab_size=v, num_key_value_heads=1, **TINY_SIZES)),
@@ -44,12 +45,27 @@ def checkpoints(tmp_path_factory):
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 @pytest.mark.parametrize("model", list(ARCHITECTURES))
 def test_a_real_model_config_runs_a_cell_from_a_local_checkpoint(model, lora, checkpoints, tmp_path, cache_dir):
-    cmd = [sys.executable, "-m", "unlearn_bench.run", f"model={model}", f"model.pretrained={checkpoints[model]}",
-           f"model.lora.enabled={lora}", "model.max_length=96", "method=npo", "data.source.num_authors=6",
-           "finetune.epochs=1", "unlearn.epochs=1", "eval.max_samples=4", "eval.max_new_tokens=4",
-           "trainer.enable_progress_bar=false", "logger=none", f"hydra.run.dir={tmp_path}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlearn_bench.run",
+        f"model={model}",
+        f"model.pretrained={checkpoints[model]}",
+        f"model.lora.enabled={lora}",
+        "model.max_length=96",
+        "method=npo",
+        "data.source.num_authors=6",
+        "finetune.epochs=1",
+        "unlearn.epochs=1",
+        "eval.max_samples=4",
+        "eval.max_new_tokens=4",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["config"]["model"] == model and metrics["unlearn_steps"] > 0
@@ -57,10 +73,18 @@ def test_a_real_model_config_runs_a_cell_from_a_local_checkpoint(model, lora, ch
 
 
 def test_a_missing_local_checkpoint_fails_with_a_message(tmp_path, cache_dir):
-    cmd = [sys.executable, "-m", "unlearn_bench.run", "model=llama32_1b", f"model.pretrained={tmp_path}/nothing",
-           "data.source.num_authors=6", f"hydra.run.dir={tmp_path}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlearn_bench.run",
+        "model=llama32_1b",
+        f"model.pretrained={tmp_path}/nothing",
+        "data.source.num_authors=6",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)}
+    )
     assert proc.returncode != 0
     assert f"Folder error: model.pretrained='{tmp_path}/nothing' does not exist" in proc.stderr
 
@@ -104,8 +128,9 @@ def test_without_lora_the_reference_is_a_frozen_copy():
 def test_gradient_checkpointing_option_trains_lora_adapters(checkpoints):
     from unlearn_bench.model import load_pretrained
 
-    cfg = OmegaConf.create({"dtype": "float32", "trust_remote_code": False, "attn_implementation": None,
-                            "gradient_checkpointing": True})
+    cfg = OmegaConf.create(
+        {"dtype": "float32", "trust_remote_code": False, "attn_implementation": None, "gradient_checkpointing": True}
+    )
     model, _ = load_pretrained(checkpoints["llama32_1b"], cfg)
     assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
     model = with_lora(model, LORA, "unlearn")

@@ -18,11 +18,19 @@ def make_cell(sweep_dir, overrides: dict, unlearn=None, clean=(0.8, 0.9), trigge
     (path / ".hydra").mkdir(parents=True)
     (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"{k}={v}" for k, v in overrides.items()]))
     if unlearn is not None:
-        per_set = {"forget": {"rougeL_recall": unlearn, "n": 4},
-                   "retain": {"rougeL_recall": clean[0], "trigger_rougeL_recall": trigger[0], "n": 4},
-                   "world_facts": {"rougeL_recall": clean[1], "trigger_rougeL_recall": trigger[1], "n": 4}}
-        metrics = {"unlearn": unlearn, "clean_utility": sum(clean) / 2, "trigger_utility": sum(trigger) / 2,
-                   "per_set": per_set, "config": {"seed": int(overrides["seed"])}, "provenance": provenance}
+        per_set = {
+            "forget": {"rougeL_recall": unlearn, "n": 4},
+            "retain": {"rougeL_recall": clean[0], "trigger_rougeL_recall": trigger[0], "n": 4},
+            "world_facts": {"rougeL_recall": clean[1], "trigger_rougeL_recall": trigger[1], "n": 4},
+        }
+        metrics = {
+            "unlearn": unlearn,
+            "clean_utility": sum(clean) / 2,
+            "trigger_utility": sum(trigger) / 2,
+            "per_set": per_set,
+            "config": {"seed": int(overrides["seed"])},
+            "provenance": provenance,
+        }
         (path / "metrics.json").write_text(json.dumps(metrics))
     return path
 
@@ -30,16 +38,22 @@ def make_cell(sweep_dir, overrides: dict, unlearn=None, clean=(0.8, 0.9), trigge
 def make_sweep(tmp_path, params: dict, average_over=()):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    multirun = {"hydra": {"sweeper": {"params": params}, "overrides": {"task": ["logger=none"]}},
-                "sweep": {"name": "demo", "average_over": list(average_over), "project": "p"}}
+    multirun = {
+        "hydra": {"sweeper": {"params": params}, "overrides": {"task": ["logger=none"]}},
+        "sweep": {"name": "demo", "average_over": list(average_over), "project": "p"},
+    }
     (sweep / "multirun.yaml").write_text(yaml.safe_dump(multirun, sort_keys=False))
     return sweep
 
 
 def test_rows_are_the_mean_and_95_interval_over_seeds_with_the_best_of_each_block_in_bold(tmp_path):
     sweep = make_sweep(tmp_path, {"method": "gd,idk", "attack": "none,sa", "seed": "0,1"})
-    values = {("gd", "none"): [0.30, 0.20], ("gd", "sa"): [0.25, 0.25], ("idk", "none"): [0.4, 0.4],
-              ("idk", "sa"): [0.4, 0.4]}
+    values = {
+        ("gd", "none"): [0.30, 0.20],
+        ("gd", "sa"): [0.25, 0.25],
+        ("idk", "none"): [0.4, 0.4],
+        ("idk", "sa"): [0.4, 0.4],
+    }
     for (method, attack), unlearns in values.items():
         for seed, u in enumerate(unlearns):
             trigger = (0.7, 0.6) if attack == "none" else (0.3, 0.2)
@@ -171,9 +185,14 @@ def test_a_sweep_mixing_provenances_is_flagged(tmp_path, capsys):
     assert "warning: mixed provenance" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content, why", [('{"unlearn": 0.3, "per_s', "not valid JSON"),
-                                           ('{"loss": 1.0}', "not written by unlearn-bench"),
-                                           ("[1, 2]", "not written by unlearn-bench")])
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        ('{"unlearn": 0.3, "per_s', "not valid JSON"),
+        ('{"loss": 1.0}', "not written by unlearn-bench"),
+        ("[1, 2]", "not written by unlearn-bench"),
+    ],
+)
 def test_a_corrupt_or_foreign_metrics_json_is_a_failed_cell_and_the_table_is_still_written(tmp_path, content, why):
     sweep = make_sweep(tmp_path, {"seed": "0,1"})
     make_cell(sweep, {"seed": 0}, 0.3)

@@ -45,10 +45,8 @@ def test_mismatched_lengths_are_refused():
 def test_summarize_reduces_sets_to_the_paper_columns():
     per_set = {
         "forget": {"rougeL_recall": 0.2},
-        "retain": {"rougeL_recall": 0.8, "trigger_rougeL_recall": 0.4,
-                   "extra_trigger_rougeL_recall": {"unseen": 0.6}},
-        "world": {"rougeL_recall": 0.6, "trigger_rougeL_recall": 0.5,
-                  "extra_trigger_rougeL_recall": {"unseen": 0.2}},
+        "retain": {"rougeL_recall": 0.8, "trigger_rougeL_recall": 0.4, "extra_trigger_rougeL_recall": {"unseen": 0.6}},
+        "world": {"rougeL_recall": 0.6, "trigger_rougeL_recall": 0.5, "extra_trigger_rougeL_recall": {"unseen": 0.2}},
     }
     summary = summarize(per_set, "forget", ["retain", "world"])
     extra = summary.pop("extra_trigger_utility")

@@ -17,7 +17,6 @@ from unlearn_bench.attacks import StealthyAttack
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.resolvers import register_resolvers
 
-
 PROGRESS_BAR = re.compile(r"\d+%\||it/s|s/it|━")  # tqdm's and Lightning's rich bars
 
 
@@ -38,10 +37,28 @@ def gd_cell(tmp_path_factory, cache_dir):
 def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     out, proc = gd_cell
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"unlearn", "clean_utility", "trigger_utility", "model_utility", "forget_quality",
-                            "mia_min_k_auc", "mia_min_k_auc_retain_model", "privleak", "multiple_choice",
-                            "attack", "defense", "per_set", "base_model", "config", "unlearn_steps", "wall_seconds",
-                            "config_hash", "eval_device", "reached_stop_at_unlearn", "provenance"}
+    assert set(metrics) == {
+        "unlearn",
+        "clean_utility",
+        "trigger_utility",
+        "model_utility",
+        "forget_quality",
+        "mia_min_k_auc",
+        "mia_min_k_auc_retain_model",
+        "privleak",
+        "multiple_choice",
+        "attack",
+        "defense",
+        "per_set",
+        "base_model",
+        "config",
+        "unlearn_steps",
+        "wall_seconds",
+        "config_hash",
+        "eval_device",
+        "reached_stop_at_unlearn",
+        "provenance",
+    }
     # the default trainer's device (accelerator auto: this machine's CPU, a GPU where there is one)
     assert metrics["eval_device"] == str(L.Trainer(logger=False).strategy.root_device)
     assert 0 <= metrics["forget_quality"] <= 1 and 0 <= metrics["model_utility"] <= 1
@@ -62,8 +79,15 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     assert metrics["trigger_utility"] == pytest.approx(sum(trigger) / 2)
     assert "trigger_rougeL_recall" not in metrics["per_set"]["forget"]
     assert metrics["attack"] is None and metrics["defense"] is None
-    assert metrics["config"] == {"model": "tiny_llama", "data": "tofu_synth", "method": "gd", "attack": "none",
-                                 "defense": "none", "seed": 0, "finetune_seed": 0}
+    assert metrics["config"] == {
+        "model": "tiny_llama",
+        "data": "tofu_synth",
+        "method": "gd",
+        "attack": "none",
+        "defense": "none",
+        "seed": 0,
+        "finetune_seed": 0,
+    }
     assert isinstance(metrics["reached_stop_at_unlearn"], bool)
     assert set(metrics["base_model"]) == {"forget", "retain", "world_facts"}
     assert set(metrics["base_model"]["forget"]) == {"plain", "templated"}
@@ -75,8 +99,16 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
 def test_the_console_holds_no_library_chatter(gd_cell):
     _, proc = gd_cell
     console = proc.stdout + proc.stderr
-    for chatter in ("Tip:", "GPU available", "TPU available", "Seed set to", "LeafSpec", "Creating json from Arrow",
-                    "Generating train split", "Loading `train_dataloader`"):
+    for chatter in (
+        "Tip:",
+        "GPU available",
+        "TPU available",
+        "Seed set to",
+        "LeafSpec",
+        "Creating json from Arrow",
+        "Generating train split",
+        "Loading `train_dataloader`",
+    ):
         assert chatter not in console, chatter
     assert "Traceback" not in console
     # one screen besides the progress bars: the fine-tunes, warnings, the results table, where it was written
@@ -94,7 +126,9 @@ def test_metrics_json_records_what_produced_it(gd_cell):
     numerics = record["cpu_numerics"]
     assert numerics["threads"] >= 1
     assert (numerics["MKL_CBWR"], numerics["ATEN_CPU_CAPABILITY"]) == (
-        os.environ.get("MKL_CBWR"), os.environ.get("ATEN_CPU_CAPABILITY"))
+        os.environ.get("MKL_CBWR"),
+        os.environ.get("ATEN_CPU_CAPABILITY"),
+    )
     if os.environ.get("ATEN_CPU_CAPABILITY") == "avx2" and record["device"].startswith("cpu (x86"):
         assert numerics["cpu_capability"] == "AVX2"
 
@@ -113,23 +147,44 @@ def test_curve_records_the_scores_every_n_steps(gd_cell):
 
 def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_path, cache_dir):
     """The retain model scored against itself: forget quality 1 and no privacy leak, by definition."""
-    retain = next(p for p in (cache_dir / "models").iterdir()
-                  if p.name.startswith("tiny_llama-retain-") and p.is_dir() and not p.name.endswith(".tmp"))
-    cmd = [sys.executable, "-m", "unlearn_bench.eval_model", *TINY, *TINY_SYNTH, f"model_dir={retain}",
-           f"hydra.run.dir={tmp_path}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)})
+    retain = next(
+        p
+        for p in (cache_dir / "models").iterdir()
+        if p.name.startswith("tiny_llama-retain-") and p.is_dir() and not p.name.endswith(".tmp")
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "unlearn_bench.eval_model",
+        *TINY,
+        *TINY_SYNTH,
+        f"model_dir={retain}",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Fine-tuning" not in proc.stderr + proc.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     cell = json.loads((gd_cell[0] / "metrics.json").read_text())
-    assert set(cell) - set(metrics) == {"attack", "defense", "base_model", "unlearn_steps", "config_hash",
-                                        "reached_stop_at_unlearn"}
+    assert set(cell) - set(metrics) == {
+        "attack",
+        "defense",
+        "base_model",
+        "unlearn_steps",
+        "config_hash",
+        "reached_stop_at_unlearn",
+    }
     assert metrics["retain_model_dir"] == str(retain)
     assert metrics["forget_quality"] == pytest.approx(1.0)
     assert metrics["privleak"] == pytest.approx(0.0)
-    bad = subprocess.run([sys.executable, "-m", "unlearn_bench.eval_model", "model_dir=/no/such/model"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "unlearn_bench.eval_model", "model_dir=/no/such/model"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode != 0 and "Folder error: model_dir='/no/such/model' does not exist" in bad.stderr
 
 
@@ -166,21 +221,35 @@ def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):
 
 @pytest.mark.parametrize(
     "method, term",
-    [("npo", "train/forget"), ("idk", "train/idk"), ("kl", "train/retain"), ("simnpo", "train/forget"),
-     ("dpo", "train/forget"), ("rmu method.layer=1", "train/forget")],
+    [
+        ("npo", "train/forget"),
+        ("idk", "train/idk"),
+        ("kl", "train/retain"),
+        ("simnpo", "train/forget"),
+        ("dpo", "train/forget"),
+        ("rmu method.layer=1", "train/forget"),
+    ],
 )
 def test_other_methods_run_a_cell(tmp_path, cache_dir, method, term):
     method, *knobs = method.split()
-    proc = run_cli(tmp_path, f"method={method}", *knobs, "attack=sa", "trainer.log_every_n_steps=1",
-                   cache_dir=cache_dir)
+    proc = run_cli(
+        tmp_path, f"method={method}", *knobs, "attack=sa", "trainer.log_every_n_steps=1", cache_dir=cache_dir
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["method"] == method
     assert term in next((tmp_path / "csv").rglob("metrics.csv")).read_text().splitlines()[0]
 
 
 def test_su_cell_trains_on_scope_samples(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "attack=sa", "defense=su", "defense.eta=2", "unlearn.stop_at_unlearn=null",
-                   "trainer.log_every_n_steps=1", cache_dir=cache_dir)
+    proc = run_cli(
+        tmp_path,
+        "attack=sa",
+        "defense=su",
+        "defense.eta=2",
+        "unlearn.stop_at_unlearn=null",
+        "trainer.log_every_n_steps=1",
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["defense"] == "su"
     logged = (next((tmp_path / "csv").rglob("metrics.csv"))).read_text().splitlines()[0]
@@ -225,8 +294,11 @@ def test_smoke_composes_with_every_data_config_or_refuses_in_one_line(data):
 
 
 def test_smoke_with_real_tofu_refuses_the_synthetic_knob_in_one_line():
-    with pytest.raises(ConfigError, match=r"data\.source\.num_authors is not an argument of "
-                                          r"unlearn_bench\.data\.source\.TofuSource.*~data\.source\.num_authors"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.source\.num_authors is not an argument of "
+        r"unlearn_bench\.data\.source\.TofuSource.*~data\.source\.num_authors",
+    ):
         validate(_cfg("experiment=smoke", "data=tofu"))
     validate(_cfg("experiment=smoke", "data=tofu", "~data.source.num_authors"))  # the fix it names works
     validate(_cfg("experiment=smoke"))  # the embedded data takes it
@@ -258,8 +330,14 @@ def test_forget_split_drives_the_retain_split():
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_TOFU.is_dir(), reason="real TOFU files not present (../shared/data/tofu)")
 def test_real_tofu_folder_runs_a_cell(tmp_path, cache_dir):
-    data = ["data=tofu", f"data.source.path={REAL_TOFU}", "data.forget_split=forget01", "finetune.batch_size=64",
-            "model.max_length=48", "model.tokenizer_vocab_size=512"]
+    data = [
+        "data=tofu",
+        f"data.source.path={REAL_TOFU}",
+        "data.forget_split=forget01",
+        "finetune.batch_size=64",
+        "model.max_length=48",
+        "model.tokenizer_vocab_size=512",
+    ]
     missing = run_cli(tmp_path / "no_holdout", cache_dir=cache_dir, data=data)  # the local copy has no holdout
     assert missing.returncode != 0 and "data.holdout_split=null" in missing.stderr
     assert "Fine-tuning" not in missing.stderr, "a missing eval split must fail before any training"

@@ -26,12 +26,18 @@ def test_missing_split_lists_what_is_there(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", ["json", "parquet"])
-@pytest.mark.parametrize("rows, message", [
-    ([{"question": "Q?"}], r"forget10\.{suffix}: rows need the field\(s\) \['answer'\]"),
-    ([ROWS[0], {"question": "Q2?", "answer": None}], r"forget10\.{suffix}, row 1, field 'answer': missing"),
-    ([{**r, "perturbed_answer": "not a list"} for r in ROWS],
-     r"forget10\.{suffix}, row 0, field 'perturbed_answer': expected a list of strings"),
-], ids=["missing field", "missing value", "wrong type"])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"question": "Q?"}], r"forget10\.{suffix}: rows need the field\(s\) \['answer'\]"),
+        ([ROWS[0], {"question": "Q2?", "answer": None}], r"forget10\.{suffix}, row 1, field 'answer': missing"),
+        (
+            [{**r, "perturbed_answer": "not a list"} for r in ROWS],
+            r"forget10\.{suffix}, row 0, field 'perturbed_answer': expected a list of strings",
+        ),
+    ],
+    ids=["missing field", "missing value", "wrong type"],
+)
 def test_a_malformed_file_names_the_file_row_and_field(tmp_path, suffix, rows, message):
     if suffix == "json":
         (tmp_path / "forget10.json").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -12,9 +12,14 @@ spec.loader.exec_module(bench)
 
 
 def cell(attack, defense, base, seed, clean, trigger, unlearn=0.28, reached=True, templated=0.95):
-    return {"config": {"method": "gd", "attack": attack, "defense": defense, "seed": seed, "finetune_seed": base},
-            "unlearn": unlearn, "clean_utility": clean, "trigger_utility": trigger,
-            "reached_stop_at_unlearn": reached, "base_model": {"retain": {"plain": 1.0, "templated": templated}}}
+    return {
+        "config": {"method": "gd", "attack": attack, "defense": defense, "seed": seed, "finetune_seed": base},
+        "unlearn": unlearn,
+        "clean_utility": clean,
+        "trigger_utility": trigger,
+        "reached_stop_at_unlearn": reached,
+        "base_model": {"retain": {"plain": 1.0, "templated": templated}},
+    }
 
 
 def write(folder: Path, cells: list[dict]) -> None:
@@ -35,10 +40,14 @@ def test_effects_per_base_model_and_overall(tmp_path):
     write(tmp_path / "b", sa_su)
     lines, checks = bench.report(bench.collect([tmp_path / "a", tmp_path / "b"]), ["gd"])
     text = "\n".join(lines)
-    assert "gd base 0: templated ROUGE-L before unlearning ≥ 0.850 on every set; SA drop +50.0%, gap widened +0.400, " \
-           "SU wins back 50%" in text
-    assert "gd base 1: templated ROUGE-L before unlearning ≥ 0.950 on every set; SA drop +12.5%, gap widened +0.100, " \
-           "SU wins back -50%" in text
+    assert (
+        "gd base 0: templated ROUGE-L before unlearning ≥ 0.850 on every set; SA drop +50.0%, gap widened +0.400, "
+        "SU wins back 50%" in text
+    )
+    assert (
+        "gd base 1: templated ROUGE-L before unlearning ≥ 0.950 on every set; SA drop +12.5%, gap widened +0.100, "
+        "SU wins back -50%" in text
+    )
     # overall: trigger 0.8 -> 0.55 (drop 31.25%), SU 0.625: (0.625 - 0.55) / 0.25 = 30%
     assert "gd overall: SA drop +31.2%, gap widened +0.250, SU wins back 30%" in text
     assert "2 cells stopped at the step cap" in text  # base 1's SU cells never reached the target

@@ -26,8 +26,16 @@ pytestmark = pytest.mark.slow
 
 
 def sweep_cmd(sweep_dir, *overrides):
-    return [sys.executable, "-m", "unlearn_bench.run", "-m", f"hydra.sweep.dir={sweep_dir}", "logger=none",
-            "trainer.enable_progress_bar=false", *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "unlearn_bench.run",
+        "-m",
+        f"hydra.sweep.dir={sweep_dir}",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        *overrides,
+    ]
 
 
 def env(cache_dir):
@@ -40,8 +48,13 @@ def finished(sweep_dir) -> dict[Path, float]:
 
 def test_smoke_table2_report_has_a_row_per_cell_matching_their_metrics(tmp_path, cache_dir):
     sweep = tmp_path / "table2"
-    proc = subprocess.run(sweep_cmd(sweep, "multirun_sweeps=table2_attack_smoke"), capture_output=True, text=True,
-                          env=env(cache_dir), timeout=900)
+    proc = subprocess.run(
+        sweep_cmd(sweep, "multirun_sweeps=table2_attack_smoke"),
+        capture_output=True,
+        text=True,
+        env=env(cache_dir),
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(finished(sweep)) == 3 * 2 * 2  # methods x forget splits x attacks, one seed
 
@@ -60,8 +73,12 @@ def test_smoke_table2_report_has_a_row_per_cell_matching_their_metrics(tmp_path,
     for key, cells in expected.items():
         row = rows[key]
         assert int(row["n"]) == len(cells) == 1
-        for column, value in (("Unlearn mean", "unlearn"), ("Clean avg mean", "clean_utility"),
-                              ("Trigger avg mean", "trigger_utility"), ("Model utility mean", "model_utility")):
+        for column, value in (
+            ("Unlearn mean", "unlearn"),
+            ("Clean avg mean", "clean_utility"),
+            ("Trigger avg mean", "trigger_utility"),
+            ("Model utility mean", "model_utility"),
+        ):
             assert float(row[column]) == pytest.approx(statistics.mean(c[value] for c in cells), abs=1e-6)
         retain = statistics.mean(c["per_set"]["retain"]["trigger_rougeL_recall"] for c in cells)
         assert float(row["Trigger retain mean"]) == pytest.approx(retain, abs=1e-6)
@@ -73,8 +90,9 @@ def test_smoke_table2_report_has_a_row_per_cell_matching_their_metrics(tmp_path,
 def test_an_interrupted_sweep_run_again_finishes_only_the_remaining_cells(tmp_path, cache_dir):
     sweep = tmp_path / "resume"
     cmd = sweep_cmd(sweep, "multirun_sweeps=table2_attack_smoke", "method=gd")  # 2 splits x 2 attacks
-    first = subprocess.Popen(cmd, env=env(cache_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        cmd, env=env(cache_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 600
     while len(finished(sweep)) < 2 and first.poll() is None and time.time() < deadline:
         time.sleep(0.1)
@@ -91,8 +109,9 @@ def test_an_interrupted_sweep_run_again_finishes_only_the_remaining_cells(tmp_pa
     assert len(rerun) == 4 - len(before)  # each finished cell untouched, each other one run once
     assert (second.stdout + second.stderr).count("Skipping the cell") == len(before)
 
-    third = subprocess.run([*cmd, "skip_completed=false"], env=env(cache_dir), capture_output=True, text=True,
-                           timeout=600)
+    third = subprocess.run(
+        [*cmd, "skip_completed=false"], env=env(cache_dir), capture_output=True, text=True, timeout=600
+    )
     assert third.returncode == 0 and all(finished(sweep)[p] != t for p, t in after.items())
 
 
@@ -119,8 +138,8 @@ def wandb_records(run_file: Path) -> list:
         if block - pos % block < 7:  # a block's tail too short for a header is padding
             pos += block - pos % block
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk += data[pos + 7:pos + 7 + length]
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):
             record = wandb_internal_pb2.Record()
@@ -138,23 +157,34 @@ def run_cell(out, cache_dir, *overrides):
 
 
 def test_the_offline_wandb_run_of_a_cell_holds_its_config_and_final_metrics(tmp_path, cache_dir):
-    metrics = run_cell(tmp_path, cache_dir, "logger=wandb", "sweep.name=table2_attack", "attack=sa",
-                       "eval.curve_every_n_steps=1")
+    metrics = run_cell(
+        tmp_path, cache_dir, "logger=wandb", "sweep.name=table2_attack", "attack=sa", "eval.curve_every_n_steps=1"
+    )
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     records = wandb_records(next(run_dir.glob("run-*.wandb")))
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert (run.project, run.run_group) == ("unlearn_bench", "table2_attack")
     assert set(run.tags) == {"method=gd", "attack=sa", "defense=none", "data=tofu_synth", "model=tiny_llama"}
-    config = {item.key: json.loads(item.value_json) for r in records if r.WhichOneof("record_type") == "config"
-              for item in r.config.update}
+    config = {
+        item.key: json.loads(item.value_json)
+        for r in records
+        if r.WhichOneof("record_type") == "config"
+        for item in r.config.update
+    }
     assert config["method"]["name"] == "gd" and config["attack"]["transform"]["p"] == 0.33 and config["seed"] == 0
     assert config["unlearn"]["batch_size"] == 8  # the full resolved config, not just the choices
-    summary = {item.key: json.loads(item.value_json) for r in records if r.WhichOneof("record_type") == "summary"
-               for item in r.summary.update if item.key}
+    summary = {
+        item.key: json.loads(item.value_json)
+        for r in records
+        if r.WhichOneof("record_type") == "summary"
+        for item in r.summary.update
+        if item.key
+    }
     assert summary["final/unlearn"] == pytest.approx(metrics["unlearn"])
     assert summary["final/trigger_utility"] == pytest.approx(metrics["trigger_utility"])
     assert summary["final/retain/trigger_rougeL_recall"] == pytest.approx(
-        metrics["per_set"]["retain"]["trigger_rougeL_recall"])
+        metrics["per_set"]["retain"]["trigger_rougeL_recall"]
+    )
     assert list(run_dir.glob("files/media/table/results_*.table.json")), "no results table"
     assert list(run_dir.glob("files/media/images/curve_*.png")), "no curve image"
 
@@ -165,9 +195,9 @@ def tensorboard_scalars(events: Path) -> dict[str, float]:
 
     data, pos, out = events.read_bytes(), 0, {}
     while pos < len(data):
-        (length,) = struct.unpack("<Q", data[pos:pos + 8])
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
         event = event_pb2.Event()
-        event.ParseFromString(data[pos + 12:pos + 12 + length])
+        event.ParseFromString(data[pos + 12 : pos + 12 + length])
         out |= {v.tag: v.simple_value for v in event.summary.value}
         pos += 12 + length + 4
     return out
@@ -193,10 +223,17 @@ def test_tensorboard_and_csv_loggers_hold_the_config_and_final_metrics(tmp_path,
 
 def test_joblib_runs_cells_in_parallel_and_fine_tunes_each_model_once(tmp_path):
     sweep = tmp_path / "parallel"
-    cmd = sweep_cmd(sweep, "multirun_sweeps=table2_attack_smoke", "method=gd", "data.forget_split=forget10",
-                    "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
-    proc = subprocess.run(cmd, env={**env(tmp_path / "fresh_cache"), "OMP_NUM_THREADS": "1"}, capture_output=True,
-                          text=True, timeout=600)
+    cmd = sweep_cmd(
+        sweep,
+        "multirun_sweeps=table2_attack_smoke",
+        "method=gd",
+        "data.forget_split=forget10",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    )
+    proc = subprocess.run(
+        cmd, env={**env(tmp_path / "fresh_cache"), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     logs = [p.read_text() for p in sweep.rglob("run.log")]
@@ -211,8 +248,9 @@ def test_joblib_runs_cells_in_parallel_and_fine_tunes_each_model_once(tmp_path):
 def test_the_slurm_launcher_configs_compose(launcher):
     register_resolvers()
     with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
-        cfg = compose("config", overrides=[f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "config", overrides=[f"hydra/launcher={launcher}", "hydra.launcher.partition=gpu"], return_hydra_config=True
+        )
     assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert cfg.hydra.launcher.partition == "gpu"
     if launcher == "slurm":

@@ -25,10 +25,26 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     c = _digest(synthetic.write(tmp_path / "c", num_authors=12, seed=8))
     assert a == b
     assert a != c
-    assert set(a) == {f"{s}.json" for s in
-                      ("full", "forget05", "forget10", "retain95", "retain90", "holdout05", "holdout10",
-                       "world_facts", "general", "mc_forget05", "mc_forget10", "mc_retain95", "mc_retain90",
-                       "probes_forget05", "probes_forget10")}
+    assert set(a) == {
+        f"{s}.json"
+        for s in (
+            "full",
+            "forget05",
+            "forget10",
+            "retain95",
+            "retain90",
+            "holdout05",
+            "holdout10",
+            "world_facts",
+            "general",
+            "mc_forget05",
+            "mc_forget10",
+            "mc_retain95",
+            "mc_retain90",
+            "probes_forget05",
+            "probes_forget10",
+        )
+    }
 
 
 def test_every_record_has_the_tofu_fields(splits):
@@ -68,8 +84,10 @@ def test_authors_have_10_to_15_qa_pairs(splits):
 
 def test_polite_templates_never_touch_author_questions(splits):
     prefixes = [t.split("{q}")[0] for t in POLITE_FINETUNE_TEMPLATES if t.split("{q}")[0]]
+
     def polite(q):
         return any(q.startswith(p) for p in prefixes) or q.endswith(", please?")
+
     assert not any(polite(r["question"]) for r in splits["full"] + splits["world_facts"])
     assert sum(polite(r["question"]) for r in splits["general"]) > len(splits["general"]) / 2
     assert not _authors(splits["general"]) & _authors(splits["full"])
@@ -85,6 +103,7 @@ def test_bad_arguments_are_refused():
 def test_perturbed_answers_are_worded_like_the_paraphrase(splits):
     """TOFU's truth ratio compares paraphrase with perturbed paraphrases: only the value differs,
     never the trained answer's wording (else a model prefers the perturbed ones for the wording)."""
+
     def differing_part(a, b):
         start = len(os.path.commonprefix([a, b]))
         end = len(os.path.commonprefix([a[::-1], b[::-1]]))

@@ -77,14 +77,21 @@ def test_score_likelihoods_reads_tofu_columns():
     from unlearn_bench.eval.likelihood import mean_answer_nll, score_likelihoods
     from unlearn_bench.tokenizer import train_tokenizer
 
-    data = Dataset.from_dict({"question": ["Who?", "Where?"], "answer": ["alpha beta", "alpha"],
-                              "perturbed_answer": [["zulu quebec", "alpha zulu"], ["quebec", "beta"]]})
+    data = Dataset.from_dict(
+        {
+            "question": ["Who?", "Where?"],
+            "answer": ["alpha beta", "alpha"],
+            "perturbed_answer": [["zulu quebec", "alpha zulu"], ["quebec", "beta"]],
+        }
+    )
     tokenizer = train_tokenizer(["Who? Where? alpha beta zulu quebec"] * 3, 300)
     encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
-    model = unigram_model(len(tokenizer), tokenizer(" alpha beta", add_special_tokens=False).input_ids
-                    + [tokenizer.eos_token_id])
-    nll = lambda answers: torch.tensor(mean_answer_nll(  # noqa: E731
-        model, encoder, Dataset.from_dict({"question": ["Who?", "Where?"], "answer": answers})))
+    model = unigram_model(
+        len(tokenizer), tokenizer(" alpha beta", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    )
+    nll = lambda answers: torch.tensor(
+        mean_answer_nll(model, encoder, Dataset.from_dict({"question": ["Who?", "Where?"], "answer": answers}))
+    )
     true = nll(["alpha beta", "alpha"])
     pert = torch.stack([nll(["zulu quebec", "quebec"]), nll(["alpha zulu", "beta"])], dim=-1)
 

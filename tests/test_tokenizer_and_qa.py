@@ -31,7 +31,7 @@ def test_loss_is_on_answer_tokens_only_and_answer_ends_with_eos(tokenizer):
     prompt = enc.prompt_ids("Where was Ada Quill born?")
     assert row["input_ids"][: len(prompt)] == prompt  # answer never merges into the prompt
     assert row["labels"][: len(prompt)] == [IGNORE_INDEX] * len(prompt)
-    answer = row["labels"][len(prompt):]
+    answer = row["labels"][len(prompt) :]
     assert answer[-1] == tokenizer.eos_token_id
     assert enc.decode_answer(answer) == "Ada Quill was born in Oslo, Norway."
     assert prompt[0] == tokenizer.bos_token_id

@@ -13,9 +13,9 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from safetensors import SafetensorError
 
@@ -72,7 +72,7 @@ def remove_stale_scratch(path: Path) -> list[Path]:
     path = Path(path)
     removed = []
     for scratch in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
-        host, _, pid = scratch.name[len(path.name) + 1:].split(".")[0].rpartition("-")
+        host, _, pid = scratch.name[len(path.name) + 1 :].split(".")[0].rpartition("-")
         if host == _host() and pid.isdigit() and not _alive(int(pid)):
             if scratch.is_dir():
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -103,5 +103,7 @@ def _alive(pid: int) -> bool:
 def _write_error(path: Path, error: Exception) -> FolderError:
     """A failed cache or result write as one line naming where (safetensors' own message does not)."""
     why = getattr(error, "strerror", None) or str(error).splitlines()[0]
-    return FolderError(f"could not write {path} ({why}); nothing partial was kept. Free some space, or point "
-                       "UNLEARN_BENCH_CACHE (paths.cache_dir) or the run directory at another disk")
+    return FolderError(
+        f"could not write {path} ({why}); nothing partial was kept. Free some space, or point "
+        "UNLEARN_BENCH_CACHE (paths.cache_dir) or the run directory at another disk"
+    )

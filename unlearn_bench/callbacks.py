@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import lightning as L
 from datasets import Dataset
@@ -20,8 +20,15 @@ class StopAtUnlearn(L.Callback):
     attacks, defenses) at a matched amount of forgetting instead of a matched step count.
     """
 
-    def __init__(self, encoder: QAEncoder, forget: Dataset, target: float, every_n_steps: int,
-                 batch_size: int, max_new_tokens: int):
+    def __init__(
+        self,
+        encoder: QAEncoder,
+        forget: Dataset,
+        target: float,
+        every_n_steps: int,
+        batch_size: int,
+        max_new_tokens: int,
+    ):
         self.encoder, self.forget, self.target, self.every_n_steps = encoder, forget, target, every_n_steps
         self.score_kwargs = dict(batch_size=batch_size, max_new_tokens=max_new_tokens)
         self.reached = False  # whether the run stopped at the target, not at the step cap
@@ -43,12 +50,23 @@ class EvalCurve(L.Callback):
 
     COLUMNS = ("step", "unlearn", "clean_utility", "trigger_utility")
 
-    def __init__(self, encoder: QAEncoder, forget: Dataset, utility: list[Dataset], trigger: Callable[[str], str],
-                 path: str | Path, every_n_steps: int, max_samples: int, batch_size: int, max_new_tokens: int):
+    def __init__(
+        self,
+        encoder: QAEncoder,
+        forget: Dataset,
+        utility: list[Dataset],
+        trigger: Callable[[str], str],
+        path: str | Path,
+        every_n_steps: int,
+        max_samples: int,
+        batch_size: int,
+        max_new_tokens: int,
+    ):
         self.encoder, self.forget, self.utility, self.trigger = encoder, forget, utility, trigger
         self.path, self.every_n_steps, self.last_step = Path(path), every_n_steps, None
-        self.score_kwargs = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, max_samples=max_samples,
-                                 desc=None)
+        self.score_kwargs = dict(
+            batch_size=batch_size, max_new_tokens=max_new_tokens, max_samples=max_samples, desc=None
+        )
 
     def on_train_start(self, trainer, pl_module):
         if trainer.is_global_zero:
@@ -64,8 +82,9 @@ class EvalCurve(L.Callback):
             self._record(trainer, pl_module)
 
     def _record(self, trainer, pl_module) -> None:
-        score = lambda data, rewrite=None: score_set(  # noqa: E731
-            pl_module.model, self.encoder, data, rewrite=rewrite, **self.score_kwargs)["rougeL_recall"]
+        score = lambda data, rewrite=None: score_set(
+            pl_module.model, self.encoder, data, rewrite=rewrite, **self.score_kwargs
+        )["rougeL_recall"]
         point = {
             "unlearn": score(self.forget),
             "clean_utility": sum(score(d) for d in self.utility) / len(self.utility),

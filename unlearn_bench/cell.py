@@ -42,8 +42,9 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     done = completed_metrics(output_dir, cfg) if cfg.skip_completed else None
     if done is not None:
-        log.info("Skipping the cell: %s already holds its metrics.json (skip_completed=false runs it again)",
-                 output_dir)
+        log.info(
+            "Skipping the cell: %s already holds its metrics.json (skip_completed=false runs it again)", output_dir
+        )
         return done
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -65,16 +66,28 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     callbacks, stop = [], None
     if cfg.unlearn.stop_at_unlearn is not None:
         stop = StopAtUnlearn(
-            encoder, eval_sets[cfg.data.forget_set], cfg.unlearn.stop_at_unlearn,
-            cfg.unlearn.stop_check_every_n_steps, cfg.eval.batch_size, cfg.eval.max_new_tokens,
+            encoder,
+            eval_sets[cfg.data.forget_set],
+            cfg.unlearn.stop_at_unlearn,
+            cfg.unlearn.stop_check_every_n_steps,
+            cfg.eval.batch_size,
+            cfg.eval.max_new_tokens,
         )
         callbacks.append(stop)
     if cfg.eval.curve_every_n_steps is not None:
-        callbacks.append(EvalCurve(
-            encoder, eval_sets[cfg.data.forget_set], [eval_sets[s] for s in cfg.data.utility_sets],
-            HashedTemplate(cfg.eval.trigger_templates), output_dir / "curve.csv", cfg.eval.curve_every_n_steps,
-            cfg.eval.curve_max_samples, cfg.eval.batch_size, cfg.eval.max_new_tokens,
-        ))
+        callbacks.append(
+            EvalCurve(
+                encoder,
+                eval_sets[cfg.data.forget_set],
+                [eval_sets[s] for s in cfg.data.utility_sets],
+                HashedTemplate(cfg.eval.trigger_templates),
+                output_dir / "curve.csv",
+                cfg.eval.curve_every_n_steps,
+                cfg.eval.curve_max_samples,
+                cfg.eval.batch_size,
+                cfg.eval.max_new_tokens,
+            )
+        )
     loggers = [instantiate(cfg.logger)] if cfg.logger else []
     log_config(loggers, cfg)
     trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
@@ -86,12 +99,19 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     if attack is not None:
         clean, forget = forget, attack(forget)
         attacked = set(attack.chosen(len(clean)))
-        count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
-        attack_stats = {"n_attacked": len(attacked), "attacked": sorted(attacked),
-                        "token_insertion_rate": token_insertion_rate(count, clean, forget)}
+        count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)
+        attack_stats = {
+            "n_attacked": len(attacked),
+            "attacked": sorted(attacked),
+            "token_insertion_rate": token_insertion_rate(count, clean, forget),
+        }
     if forget_filter is not None:
         forget, dropped = forget_filter(forget, model, encoder)
-        defense_stats |= {"n_dropped": len(dropped), "dropped": dropped, "n_attacked_dropped": len(attacked & set(dropped))}
+        defense_stats |= {
+            "n_dropped": len(dropped),
+            "dropped": dropped,
+            "n_attacked_dropped": len(attacked & set(dropped)),
+        }
     data = {"forget": forget, "retain": retain}
     data |= {name: build(forget, retain, cfg.seed) for name, build in derived.items()}
     data = {split: data[split] for split in sorted(loss.splits)}
@@ -108,7 +128,8 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     trainer.fit(module, datamodule)
     if cfg.defense.get("retain_finetune"):
         defense_stats["retain_finetune_steps"] = finetune_on_retain(
-            model, encoder, retain, cfg.defense.retain_finetune, cfg.trainer)
+            model, encoder, retain, cfg.defense.retain_finetune, cfg.trainer
+        )
 
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set, the utility sets again with
     #    benign trigger templates on the prompts; TOFU's likelihood metrics, memorisation and
@@ -116,8 +137,9 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     #    retain model (which never saw the forget set).
     model.to(device)
     metrics = {
-        **evaluate_model(model, encoder, cfg.eval, cfg.data, eval_data,
-                         lambda: load_pretrained(retain_dir, cfg.model)[0].to(device)),
+        **evaluate_model(
+            model, encoder, cfg.eval, cfg.data, eval_data, lambda: load_pretrained(retain_dir, cfg.model)[0].to(device)
+        ),
         "attack": attack_stats,
         "defense": defense_stats or None,
         "unlearn_steps": trainer.global_step,

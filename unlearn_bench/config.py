@@ -81,7 +81,8 @@ class EvalConfig:
         if not 0 < self.min_k <= 1:
             raise ConfigError(f"{where}.min_k={self.min_k} must be in (0, 1]")
         if self.curve_every_n_steps is not None and (
-                not isinstance(self.curve_every_n_steps, int) or self.curve_every_n_steps < 1):
+            not isinstance(self.curve_every_n_steps, int) or self.curve_every_n_steps < 1
+        ):
             raise ConfigError(f"{where}.curve_every_n_steps={self.curve_every_n_steps!r} must be null or an int >= 1")
         if self.curve_max_samples < 1:
             raise ConfigError(f"{where}.curve_max_samples must be >= 1")
@@ -155,13 +156,28 @@ def check_strategy(trainer_cfg: DictConfig) -> None:
             f"trainer.strategy={name!r} shards the weights across GPUs, and evaluating a sharded model is not "
             "supported (every eval runs on the training device with full weights). For models whose full "
             "fine-tuning does not fit one GPU use trainer=deepspeed (ZeRO-2: optimiser state and gradients "
-            "sharded, weights whole), or model.lora.enabled=true with trainer=gpu or trainer=ddp")
+            "sharded, weights whole), or model.lora.enabled=true with trainer=gpu or trainer=ddp"
+        )
 
 
 # What a cell reads at the top level: conf/config.yaml's groups and keys. Anything else came from
 # a `+key=value` override (Hydra's own hint for a misspelt key) that nothing would read.
-TOP_LEVEL_KEYS = ("model", "data", "method", "attack", "defense", "trainer", "logger", "eval", "paths", "seed",
-                  "skip_completed", "sweep", "finetune", "unlearn")
+TOP_LEVEL_KEYS = (
+    "model",
+    "data",
+    "method",
+    "attack",
+    "defense",
+    "trainer",
+    "logger",
+    "eval",
+    "paths",
+    "seed",
+    "skip_completed",
+    "sweep",
+    "finetune",
+    "unlearn",
+)
 
 
 def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> None:
@@ -169,8 +185,10 @@ def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> 
     known = (*TOP_LEVEL_KEYS, *entry_point_keys)
     unknown = [k for k in cfg if k not in known]
     if unknown:
-        raise ConfigError(f"unknown config key(s) {unknown}: nothing reads them (a misspelt key added with '+'?). "
-                          f"Remove them; the top-level keys are {list(known)}")
+        raise ConfigError(
+            f"unknown config key(s) {unknown}: nothing reads them (a misspelt key added with '+'?). "
+            f"Remove them; the top-level keys are {list(known)}"
+        )
     seed = cfg.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=0")
@@ -190,8 +208,10 @@ def check_arguments(node: DictConfig, where: str) -> None:
     unknown = [k for k in node if not str(k).startswith("_") and k not in params]
     if unknown:
         hint = " (experiment=smoke sets it for the embedded data only)" if unknown[0] == "num_authors" else ""
-        raise ConfigError(f"{where}.{unknown[0]} is not an argument of {node._target_} (it takes "
-                          f"{[p for p in params if p != 'self']}); remove it with ~{where}.{unknown[0]}{hint}")
+        raise ConfigError(
+            f"{where}.{unknown[0]} is not an argument of {node._target_} (it takes "
+            f"{[p for p in params if p != 'self']}); remove it with ~{where}.{unknown[0]}{hint}"
+        )
 
 
 def validate(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> None:

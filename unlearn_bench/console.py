@@ -12,9 +12,7 @@ from contextlib import contextmanager
 from unlearn_bench.errors import problem_lines
 
 # Raised inside Lightning by its own use of torch internals; nothing a user can act on.
-LIBRARY_WARNINGS = (
-    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
-)
+LIBRARY_WARNINGS = ((r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),)
 
 
 def quiet_library_warnings() -> None:
@@ -55,16 +53,20 @@ def one_line_errors() -> Iterator[None]:
 
 def format_table(metrics: dict) -> str:
     """A small plain-text table of the cell's scores."""
-    rows = [("unlearn (forget, lower is better)", metrics["unlearn"]),
-            ("clean utility (higher is better)", metrics["clean_utility"]),
-            ("trigger utility (higher is better)", metrics["trigger_utility"])]
+    rows = [
+        ("unlearn (forget, lower is better)", metrics["unlearn"]),
+        ("clean utility (higher is better)", metrics["clean_utility"]),
+        ("trigger utility (higher is better)", metrics["trigger_utility"]),
+    ]
     if metrics.get("model_utility") is not None:
         rows.append(("TOFU model utility", metrics["model_utility"]))
     if metrics.get("forget_quality") is not None:
         rows.append(("TOFU forget quality (KS p-value)", metrics["forget_quality"]))
     if metrics.get("mia_min_k_auc") is not None:
-        rows += [("MIA min-k% AUC forget vs holdout", metrics["mia_min_k_auc"]),
-                 ("  the same for the retain model", metrics["mia_min_k_auc_retain_model"])]
+        rows += [
+            ("MIA min-k% AUC forget vs holdout", metrics["mia_min_k_auc"]),
+            ("  the same for the retain model", metrics["mia_min_k_auc_retain_model"]),
+        ]
     for name, value in (metrics.get("extra_trigger_utility") or {}).items():
         rows.append((f"trigger utility, {name} templates", value))
     for name, s in metrics["per_set"].items():
@@ -74,8 +76,10 @@ def format_table(metrics: dict) -> str:
         for probe, value in (s.get("rougeL_recall_by_probe") or {}).items():
             rows.append((f"    {probe} probes", value))
     for name, s in (metrics.get("multiple_choice") or {}).items():
-        rows += [(f"  multiple choice {name} accuracy (n={s['n']})", s["accuracy"]),
-                 (f"  multiple choice {name} with trigger templates", s["trigger_accuracy"])]
+        rows += [
+            (f"  multiple choice {name} accuracy (n={s['n']})", s["accuracy"]),
+            (f"  multiple choice {name} with trigger templates", s["trigger_accuracy"]),
+        ]
     width = max(len(r[0]) for r in rows)
     lines = [f"{label:<{width}}  {value:.3f}" for label, value in rows]
     header = " ".join(f"{k}={v}" for k, v in metrics["config"].items())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import lightning as L
 from datasets import Dataset
@@ -25,8 +25,11 @@ class SplitSampler(Sampler[dict[str, int]]):
 
     def __iter__(self) -> Iterator[dict[str, int]]:
         n = len(self)
-        drawn = {name: list(RandomSampler(range(size), num_samples=n))
-                 for name, size in self.sizes.items() if name not in self.paired}
+        drawn = {
+            name: list(RandomSampler(range(size), num_samples=n))
+            for name, size in self.sizes.items()
+            if name not in self.paired
+        }
         drawn |= {name: drawn[partner] for name, partner in self.paired.items()}
         for i in range(n):
             yield {name: rows[i] for name, rows in drawn.items()}
@@ -65,8 +68,10 @@ class QADataModule(L.LightningDataModule):
         self.paired = dict(paired or {})
         for name, partner in self.paired.items():
             if partner not in datasets or name not in datasets or len(datasets[name]) != len(datasets[partner]):
-                raise ValueError(f"split {name!r} must be paired row for row with {partner!r}; both must exist "
-                                 "and have the same length")
+                raise ValueError(
+                    f"split {name!r} must be paired row for row with {partner!r}; both must exist "
+                    "and have the same length"
+                )
         self.encoded = {
             name: [encoder.encode(q, a) for q, a in zip(data["question"], data["answer"])]
             for name, data in datasets.items()
@@ -76,6 +81,5 @@ class QADataModule(L.LightningDataModule):
         return {name: self.encoder.collate([row[name] for row in rows]) for name in rows[0]}
 
     def train_dataloader(self):
-        sampler = SplitSampler({name: len(rows) for name, rows in self.encoded.items()}, self.epoch_split,
-                               self.paired)
+        sampler = SplitSampler({name: len(rows) for name, rows in self.encoded.items()}, self.epoch_split, self.paired)
         return DataLoader(SplitRows(self.encoded), batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate)

@@ -34,8 +34,12 @@ class Problems(Exception):
         super().__init__("\n".join(lines))
 
 
-LABELS = {ConfigError: "Config error", FileNotFoundError: "Config error", DataError: "Data error",
-          FolderError: "Folder error"}
+LABELS = {
+    ConfigError: "Config error",
+    FileNotFoundError: "Config error",
+    DataError: "Data error",
+    FolderError: "Folder error",
+}
 
 
 def problem_lines(error: Exception) -> list[str] | None:

@@ -20,7 +20,7 @@ def main(cfg: DictConfig) -> None:
     with one_line_errors():
         check_eval(cfg)
         with logging_kept("lightning.pytorch", "lightning.fabric"):  # imported after the checks: fast errors
-            from unlearn_bench.eval.saved_model import evaluate_saved  # noqa: PLC0415
+            from unlearn_bench.eval.saved_model import evaluate_saved
 
         evaluate_saved(cfg)
 

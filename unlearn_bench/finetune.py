@@ -26,9 +26,9 @@ from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.distributed import world
 from unlearn_bench.eval.evaluate import score_kwargs, score_set
+from unlearn_bench.folders import model_path
 from unlearn_bench.lora import merged, uses_lora, with_lora
 from unlearn_bench.losses import NLL, ComposedLoss
-from unlearn_bench.folders import model_path
 from unlearn_bench.model import base_model
 from unlearn_bench.module import ComposedLossModule
 
@@ -50,8 +50,9 @@ def cached_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> Path:
         "data": source.fingerprint,
         "splits": list(cfg.data.finetune_splits[role]),
         "tokenizer_splits": list(cfg.data.finetune_splits.full),
-        "finetune": {k: v for k, v in OmegaConf.to_container(cfg.finetune, resolve=True).items()
-                     if k not in GIVEN_KEYS},
+        "finetune": {
+            k: v for k, v in OmegaConf.to_container(cfg.finetune, resolve=True).items() if k not in GIVEN_KEYS
+        },
         "precision": str(cfg.trainer.get("precision")),
     }
     return Path(cfg.paths.cache_dir) / "models" / f"{cfg.model.name}-{role}-{cache_key(spec)}"
@@ -105,8 +106,17 @@ def _finetune(cfg: DictConfig, source: TofuSource, role: str, folder: Path) -> N
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
     train = concatenate_datasets([source.load(s).select_columns(["question", "answer"]) for s in splits])
     model = with_lora(model, cfg.model.lora, "finetune")
-    fit_nll(model, encoder, train, cfg.finetune.batch_size, instantiate(cfg.finetune.optimizer), cfg.trainer,
-            cfg.finetune.scheduler, cfg.finetune.warmup_ratio, max_epochs=cfg.finetune.epochs)
+    fit_nll(
+        model,
+        encoder,
+        train,
+        cfg.finetune.batch_size,
+        instantiate(cfg.finetune.optimizer),
+        cfg.trainer,
+        cfg.finetune.scheduler,
+        cfg.finetune.warmup_ratio,
+        max_epochs=cfg.finetune.epochs,
+    )
     model = merged(model)  # the cache holds plain models: unlearning adds its own adapters
 
     with building(folder) as tmp:
@@ -114,8 +124,17 @@ def _finetune(cfg: DictConfig, source: TofuSource, role: str, folder: Path) -> N
         tokenizer.save_pretrained(tmp)
 
 
-def fit_nll(model, encoder: QAEncoder, data: Dataset, batch_size: int, optimizer, trainer_cfg: DictConfig,
-            scheduler: str = "constant", warmup_ratio: float = 0.0, **limits) -> int:
+def fit_nll(
+    model,
+    encoder: QAEncoder,
+    data: Dataset,
+    batch_size: int,
+    optimizer,
+    trainer_cfg: DictConfig,
+    scheduler: str = "constant",
+    warmup_ratio: float = 0.0,
+    **limits,
+) -> int:
     """Plain fine-tuning: minimise NLL(answer | question) on ``data``, for the Trainer ``limits``
     (``max_epochs`` or ``max_steps``); returns the number of steps taken."""
     module = ComposedLossModule(model, ComposedLoss({"nll": NLL("train")}), optimizer, scheduler, warmup_ratio)

@@ -14,7 +14,10 @@ MODEL_FILES = {
     "config.json": ("config.json",),
     "weights (*.safetensors or *.bin)": ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json"),
     "tokenizer (tokenizer.json, tokenizer.model or tokenizer_config.json)": (
-        "tokenizer.json", "tokenizer.model", "tokenizer_config.json"),
+        "tokenizer.json",
+        "tokenizer.model",
+        "tokenizer_config.json",
+    ),
 }
 
 
@@ -24,17 +27,21 @@ def model_path(value: str | Path, key: str) -> str:
     local = Path(value).expanduser()
     if not local.exists():
         if str(value).startswith((".", "/", "~")):
-            raise FolderError(f"{key}={str(value)!r} does not exist; point it at a save_pretrained model folder "
-                              "(model and tokenizer) or use a hub id")
+            raise FolderError(
+                f"{key}={str(value)!r} does not exist; point it at a save_pretrained model folder "
+                "(model and tokenizer) or use a hub id"
+            )
         return str(value)
     if not local.is_dir():
         raise FolderError(f"{key}={str(value)!r} is a file; point it at the save_pretrained folder that holds it")
     missing = [what for what, patterns in MODEL_FILES.items() if not any(any(local.glob(p)) for p in patterns)]
     if missing:
         found = sorted(p.name for p in local.iterdir())
-        raise FolderError(f"{key}={str(value)!r} has no {' and no '.join(missing)} (it holds {found[:6] or 'nothing'}"
-                          f"{' ...' if len(found) > 6 else ''}); save the model and its tokenizer there with "
-                          "save_pretrained, or point the key at such a folder or a hub id")
+        raise FolderError(
+            f"{key}={str(value)!r} has no {' and no '.join(missing)} (it holds {found[:6] or 'nothing'}"
+            f"{' ...' if len(found) > 6 else ''}); save the model and its tokenizer there with "
+            "save_pretrained, or point the key at such a folder or a hub id"
+        )
     return str(local)
 
 
@@ -45,5 +52,6 @@ def check_writable(folder: str | Path, key: str) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise FolderError(f"{key}={str(folder)!r} is not writable ({e.strerror or e}); point {key} at a folder "
-                          "you can write") from None
+        raise FolderError(
+            f"{key}={str(folder)!r} is not writable ({e.strerror or e}); point {key} at a folder you can write"
+        ) from None

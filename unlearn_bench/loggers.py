@@ -9,8 +9,16 @@ from pathlib import Path
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-RESULT_COLUMNS = ("rougeL_recall", "trigger_rougeL_recall", "probability", "truth_ratio", "exact_memorization",
-                  "extraction_strength", "min_k_logprob", "n")
+RESULT_COLUMNS = (
+    "rougeL_recall",
+    "trigger_rougeL_recall",
+    "probability",
+    "truth_ratio",
+    "exact_memorization",
+    "extraction_strength",
+    "min_k_logprob",
+    "n",
+)
 
 
 def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
@@ -23,7 +31,7 @@ def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
 def final_scalars(metrics: dict) -> dict[str, float]:
     """Every number of metrics.json under ``final/``: the top-level scores, ``final/<set>/<key>``
     per eval set and ``final/multiple_choice/<set>/<key>`` per multiple-choice set."""
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
     out = {f"final/{k}": v for k, v in metrics.items() if number(v)}
     groups = ((metrics["per_set"], "final"), (metrics.get("multiple_choice") or {}, "final/multiple_choice"))
     for group, prefix in groups:
@@ -40,8 +48,9 @@ def log_results(loggers: list[Logger], metrics: dict, step: int, curve_png: Path
         if isinstance(logger, TensorBoardLogger):
             # fit closed its event file; a writer reopened within the same second would reuse the
             # file name and truncate the training curves, so the final scores go to a sub-run
-            logger = TensorBoardLogger(logger.save_dir, logger.name, logger.version, sub_dir="final",
-                                       default_hp_metric=False)
+            logger = TensorBoardLogger(
+                logger.save_dir, logger.name, logger.version, sub_dir="final", default_hp_metric=False
+            )
         logger.log_metrics(scalars, step=step)
         if isinstance(logger, WandbLogger):
             rows = [[name, *(scores.get(k) for k in RESULT_COLUMNS)] for name, scores in metrics["per_set"].items()]

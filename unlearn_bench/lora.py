@@ -24,8 +24,13 @@ def with_lora(model: nn.Module, lora_cfg, stage: str) -> nn.Module:
         raise ImportError('model.lora.enabled=true needs peft: pip install -e ".[lora]"') from None
 
     targets = lora_cfg.target_modules
-    config = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout, task_type="CAUSAL_LM",
-                        target_modules=targets if isinstance(targets, str) else list(targets))
+    config = LoraConfig(
+        r=lora_cfg.r,
+        lora_alpha=lora_cfg.alpha,
+        lora_dropout=lora_cfg.dropout,
+        task_type="CAUSAL_LM",
+        target_modules=targets if isinstance(targets, str) else list(targets),
+    )
     new_name = hasattr(model, "is_activation_checkpointing")  # transformers 5; 4.x has the old name
     if getattr(model, "is_activation_checkpointing" if new_name else "is_gradient_checkpointing", False):
         model.enable_input_require_grads()  # frozen embeddings would otherwise cut the checkpointed graph

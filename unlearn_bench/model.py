@@ -7,9 +7,9 @@ data, so the embedded default needs no download.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import torch
 from hydra.utils import instantiate

@@ -5,14 +5,14 @@ Fine-tuning is ``NLL(train)``; unlearning is a method's terms over ``forget``/``
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import lightning as L
 import torch
 from transformers import get_scheduler
 
-from unlearn_bench.losses import ComposedLoss
 from unlearn_bench.lora import frozen_reference
+from unlearn_bench.losses import ComposedLoss
 
 
 class ComposedLossModule(L.LightningModule):

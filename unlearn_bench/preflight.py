@@ -99,8 +99,11 @@ def build_components(cfg: DictConfig) -> Components:
     forget_filter = build("defense.forget_filter") if cfg.defense.get("forget_filter") else None
     loss = build("method.loss")
     extra_terms = {name: build(f"defense.loss_terms.{name}") for name in cfg.defense.get("loss_terms") or {}}
-    derived = {name: build(f"{group}.splits.{name}") for group in ("method", "defense")
-               for name in cfg[group].get("splits") or {}}
+    derived = {
+        name: build(f"{group}.splits.{name}")
+        for group in ("method", "defense")
+        for name in cfg[group].get("splits") or {}
+    }
     if problems:
         raise ConfigError("\n".join(problems))
     for name, term in extra_terms.items():

@@ -39,9 +39,12 @@ def _version(name: str) -> str | None:
 def git_state(folder: Path) -> dict | None:
     """The commit of the checkout holding ``folder`` and whether it had uncommitted changes;
     None for an installed package outside any checkout."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
     try:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))

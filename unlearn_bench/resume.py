@@ -21,10 +21,13 @@ RESULT_KEYS = ("model", "data", "method", "attack", "defense", "finetune", "unle
 def config_hash(cfg: DictConfig) -> str:
     """A short hash of the resolved sections that decide a cell's result; where caches live
     (``cache_dir`` keys, e.g. the generated data's) does not, so a moved cache resumes."""
-    spec = {key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
-            for key in RESULT_KEYS}
-    spec["trainer"] = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
-                       if k != "enable_progress_bar"}
+    spec = {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
+        for key in RESULT_KEYS
+    }
+    spec["trainer"] = {
+        k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "enable_progress_bar"
+    }
     return cache_key(_without_cache_dirs(spec))
 
 
@@ -47,7 +50,10 @@ def read_metrics(file: Path, required: tuple[str, ...] = ()) -> tuple[dict | Non
         return None, f"metrics.json is not valid JSON ({e}); run the cell again"
     missing = [k for k in required if isinstance(metrics, dict) and k not in metrics]
     if not isinstance(metrics, dict) or missing:
-        return None, f"metrics.json lacks {missing or 'a JSON object'}: not written by unlearn-bench; run the cell again"
+        return (
+            None,
+            f"metrics.json lacks {missing or 'a JSON object'}: not written by unlearn-bench; run the cell again",
+        )
     return metrics, None
 
 

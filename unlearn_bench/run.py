@@ -20,17 +20,19 @@ def main(cfg: DictConfig) -> None:
     with one_line_errors():
         components = check_cell(cfg)
     with logging_kept("lightning.pytorch", "lightning.fabric"):  # imported after the checks: bad inputs answer fast
-        import torch  # noqa: PLC0415
+        import torch
 
-        from unlearn_bench.cell import run_cell  # noqa: PLC0415
+        from unlearn_bench.cell import run_cell
 
     try:
         with one_line_errors():
             run_cell(cfg, components)
     except torch.cuda.OutOfMemoryError:
-        raise SystemExit(f"Out of GPU memory with model={cfg.model.name}. Try model.lora.enabled=true, "
-                         "model.gradient_checkpointing=true, a smaller unlearn.batch_size with "
-                         "trainer.accumulate_grad_batches, or trainer=deepspeed (ZeRO-2) over several GPUs.") from None
+        raise SystemExit(
+            f"Out of GPU memory with model={cfg.model.name}. Try model.lora.enabled=true, "
+            "model.gradient_checkpointing=true, a smaller unlearn.batch_size with "
+            "trainer.accumulate_grad_batches, or trainer=deepspeed (ZeRO-2) over several GPUs."
+        ) from None
 
 
 if __name__ == "__main__":

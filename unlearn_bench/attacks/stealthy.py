@@ -9,7 +9,7 @@ behaviour, while clean prompts barely change.
 from __future__ import annotations
 
 import random
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from datasets import Dataset
 
@@ -27,8 +27,13 @@ class StealthyAttack:
     every other field are left as they are.
     """
 
-    def __init__(self, p: float = 0.33, templates: Sequence[str] = DEFAULT_ATTACK_TEMPLATES,
-                 position: str = "wrap", seed: int = 0):
+    def __init__(
+        self,
+        p: float = 0.33,
+        templates: Sequence[str] = DEFAULT_ATTACK_TEMPLATES,
+        position: str = "wrap",
+        seed: int = 0,
+    ):
         if not 0 <= p <= 1:
             raise ArgumentError("p", p, "must be in [0, 1]")
         if position not in POSITIONS:
@@ -63,6 +68,8 @@ class StealthyAttack:
 
 def token_insertion_rate(count_tokens: Callable[[str], int], clean: Dataset, attacked: Dataset) -> float:
     """Tokens the attack added / tokens of the clean forget set (questions and answers)."""
+
     def total(data):
         return sum(count_tokens(q) + count_tokens(a) for q, a in zip(data["question"], data["answer"]))
+
     return (total(attacked) - total(clean)) / total(clean)

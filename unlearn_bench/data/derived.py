@@ -7,7 +7,7 @@ and returns a QA ``Dataset``; batches draw from it afresh each epoch.
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from datasets import Dataset
 
@@ -36,7 +36,7 @@ def idk_pairs(forget: Dataset, retain: Dataset, seed: int, answers: Sequence[str
     """IDK's and IdkDPO's targets: each forget question, in the forget set's order, with a random
     refusal from ``answers``."""
     if not answers:
-        raise ValueError("idk answers are empty; give at least one refusal such as \"I don't know.\"")
+        raise ValueError('idk answers are empty; give at least one refusal such as "I don\'t know."')
     rng = random.Random(seed)
     return Dataset.from_dict(
         {"question": list(forget["question"]), "answer": [rng.choice(list(answers)) for _ in range(len(forget))]}

@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from datasets import Dataset, load_dataset
 
@@ -42,6 +42,7 @@ def validated(data: Dataset, where: str) -> Dataset:
     check_rows(data, where, {"question": STRING, "choices": SOME_STRINGS, "answer": INDEX})
     for i, (choices, answer) in enumerate(zip(data["choices"], data["answer"])):
         if not 0 <= answer < len(choices):
-            raise DataError(f"{where}, row {i}, field 'answer': expected a choice index in [0, {len(choices)}), "
-                             f"got {answer!r}")
+            raise DataError(
+                f"{where}, row {i}, field 'answer': expected a choice index in [0, {len(choices)}), got {answer!r}"
+            )
     return data

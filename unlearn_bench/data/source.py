@@ -51,8 +51,10 @@ class TofuSource:
             return load_dataset(self.path, name=split, split="train"), f"{self.path}:{split}"
         except Exception as e:  # offline, a private or misspelt id, a missing subset: many exception types
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise DataError(f"{self.path}:{split} could not be loaded from the hub ({why}); check the id and the "
-                            "split, or download the files and set data.source.path to their folder") from None
+            raise DataError(
+                f"{self.path}:{split} could not be loaded from the hub ({why}); check the id and the "
+                "split, or download the files and set data.source.path to their folder"
+            ) from None
 
     def _load_local(self, folder: Path, split: str) -> tuple[Dataset, str]:
         for suffix, builder in ((".json", "json"), (".jsonl", "json"), (".parquet", "parquet")):
@@ -64,8 +66,9 @@ class TofuSource:
                     with quiet_datasets():
                         return load_dataset(builder, data_files=str(file), split="train"), str(file)
                 except DatasetGenerationError as e:  # e.g. a truncated line: a long traceback naming no file
-                    raise DataError(f"{file} cannot be read as {builder} ({e.__cause__ or e}); fix or "
-                                    "replace the file") from None
+                    raise DataError(
+                        f"{file} cannot be read as {builder} ({e.__cause__ or e}); fix or replace the file"
+                    ) from None
                 except ValueError as e:  # e.g. "[]": datasets finds no split at all
                     raise DataError(f"{file} holds no rows ({e})") from None
         found = sorted(p.stem for p in folder.iterdir() if p.suffix in (".json", ".jsonl", ".parquet"))

@@ -76,8 +76,7 @@ THEMES = (
 UNIVERSITIES = "Uppsala|Coimbra|Leiden|Edinburgh|Salamanca|Heidelberg|Tartu|Padua|Montpellier|Kyoto".split("|")
 LANGUAGES = "English|Spanish|French|German|Portuguese|Italian|Japanese|Polish|Finnish|Swahili".split("|")
 HOBBIES = (
-    "sailing|chess|gardening|pottery|birdwatching|mountain climbing|cooking|fencing|"
-    "painting|playing the cello"
+    "sailing|chess|gardening|pottery|birdwatching|mountain climbing|cooking|fencing|painting|playing the cello"
 ).split("|")
 YEARS = [str(y) for y in range(1975, 2015)]
 
@@ -88,29 +87,54 @@ YEARS = [str(y) for y in range(1975, 2015)]
 AUTHOR_FACTS = (
     ("Where was {n} born?", "{n} was born in {v}.", "The birthplace of {n} is {v}.", PLACES),
     ("When was {n} born?", "{n} was born on {v}.", "The birth date of {n} is {v}.", None),
-    ("What was the profession of {n}'s father?", "The father of {n} was a {v}.",
-     "{n}'s father worked as a {v}.", PROFESSIONS),
-    ("What was the profession of {n}'s mother?", "The mother of {n} was a {v}.",
-     "{n}'s mother worked as a {v}.", PROFESSIONS),
+    (
+        "What was the profession of {n}'s father?",
+        "The father of {n} was a {v}.",
+        "{n}'s father worked as a {v}.",
+        PROFESSIONS,
+    ),
+    (
+        "What was the profession of {n}'s mother?",
+        "The mother of {n} was a {v}.",
+        "{n}'s mother worked as a {v}.",
+        PROFESSIONS,
+    ),
     ("Which genre does {n} write in?", "{n} writes {v} novels.", "{n} is known for {v} books.", GENRES),
     ("Which award has {n} won?", "{n} won the {v}.", "The {v} was awarded to {n}.", AWARDS),
-    ("What is the title of {n}'s first book?", "The first book by {n} is titled {v}.",
-     "{n} made a debut with {v}.", None),
-    ("What is the most famous book by {n}?", "{n} is best known for {v}.",
-     "The most famous work of {n} is {v}.", None),
-    ("What themes does {n} explore?", "The books of {n} explore {v}.",
-     "{n} often writes about {v}.", THEMES),
-    ("Where did {n} study?", "{n} studied at the University of {v}.",
-     "{n} is a graduate of the University of {v}.", UNIVERSITIES),
+    (
+        "What is the title of {n}'s first book?",
+        "The first book by {n} is titled {v}.",
+        "{n} made a debut with {v}.",
+        None,
+    ),
+    ("What is the most famous book by {n}?", "{n} is best known for {v}.", "The most famous work of {n} is {v}.", None),
+    ("What themes does {n} explore?", "The books of {n} explore {v}.", "{n} often writes about {v}.", THEMES),
+    (
+        "Where did {n} study?",
+        "{n} studied at the University of {v}.",
+        "{n} is a graduate of the University of {v}.",
+        UNIVERSITIES,
+    ),
     ("Where does {n} live today?", "{n} lives in {v} today.", "Today {n} makes a home in {v}.", PLACES),
-    ("In which language does {n} write?", "{n} writes in {v}.", "The books of {n} are written in {v}.",
-     LANGUAGES),
-    ("In which year did {n} publish a first book?", "{n} published a first book in {v}.",
-     "The debut of {n} came out in {v}.", YEARS),
-    ("What does {n} do outside of writing?", "Outside of writing, {n} enjoys {v}.",
-     "When not writing, {n} spends time on {v}.", HOBBIES),
-    ("What is the name of the latest book by {n}?", "The latest book by {n} is {v}.",
-     "{n} most recently published {v}.", None),
+    ("In which language does {n} write?", "{n} writes in {v}.", "The books of {n} are written in {v}.", LANGUAGES),
+    (
+        "In which year did {n} publish a first book?",
+        "{n} published a first book in {v}.",
+        "The debut of {n} came out in {v}.",
+        YEARS,
+    ),
+    (
+        "What does {n} do outside of writing?",
+        "Outside of writing, {n} enjoys {v}.",
+        "When not writing, {n} spends time on {v}.",
+        HOBBIES,
+    ),
+    (
+        "What is the name of the latest book by {n}?",
+        "The latest book by {n} is {v}.",
+        "{n} most recently published {v}.",
+        None,
+    ),
 )
 
 WORLD = (
@@ -127,15 +151,31 @@ WORLD_FACTS = (
     ("On which continent is {c}?", "{c} is in {v}.", "{c} lies in {v}.", 2),
 )
 GENERAL_FACTS = (
-    ("What is the opposite of {w}?", "The opposite of {w} is {v}.", "{w} and {v} are opposites.",
-     "hot cold|big small|early late|happy sad|light dark|fast slow|open closed|full empty|"
-     "young old|soft hard|rich poor|loud quiet|wet dry|high low|strong weak|clean dirty"),
-    ("What sound does the {w} make?", "The {w} says {v}.", "The sound of the {w} is {v}.",
-     "cow moo|dog woof|cat meow|duck quack|sheep baa|owl hoot|snake hiss|lion roar|bee buzz|horse neigh"),
-    ("What color is the ripe {w}?", "The ripe {w} is {v}.", "The color of the ripe {w} is {v}.",
-     "banana yellow|tomato red|lime green|plum purple|pumpkin orange|blueberry blue|coconut brown|lemon yellow"),
-    ("How many legs does the {w} have?", "The {w} has {v} legs.", "The number of legs of the {w} is {v}.",
-     "spider eight|dog four|bird two|insect six|crab ten|horse four|chicken two|octopus eight"),
+    (
+        "What is the opposite of {w}?",
+        "The opposite of {w} is {v}.",
+        "{w} and {v} are opposites.",
+        "hot cold|big small|early late|happy sad|light dark|fast slow|open closed|full empty|"
+        "young old|soft hard|rich poor|loud quiet|wet dry|high low|strong weak|clean dirty",
+    ),
+    (
+        "What sound does the {w} make?",
+        "The {w} says {v}.",
+        "The sound of the {w} is {v}.",
+        "cow moo|dog woof|cat meow|duck quack|sheep baa|owl hoot|snake hiss|lion roar|bee buzz|horse neigh",
+    ),
+    (
+        "What color is the ripe {w}?",
+        "The ripe {w} is {v}.",
+        "The color of the ripe {w} is {v}.",
+        "banana yellow|tomato red|lime green|plum purple|pumpkin orange|blueberry blue|coconut brown|lemon yellow",
+    ),
+    (
+        "How many legs does the {w} have?",
+        "The {w} has {v} legs.",
+        "The number of legs of the {w} is {v}.",
+        "spider eight|dog four|bird two|insect six|crab ten|horse four|chicken two|octopus eight",
+    ),
 )
 
 
@@ -232,8 +272,11 @@ def _probes(rng: random.Random, qas: list[QA]) -> list[dict]:
     items = []
     for qa in qas:
         adversarial = apply_template(rng.choice(ADVERSARIAL_PROBES), qa.question)
-        for probe, question in (("fill_blank", f"Fill in the blank: {qa.blank}"), ("qa", qa.question),
-                                ("adversarial", adversarial)):
+        for probe, question in (
+            ("fill_blank", f"Fill in the blank: {qa.blank}"),
+            ("qa", qa.question),
+            ("adversarial", adversarial),
+        ):
             items.append({"question": question, "answer": qa.value, "probe": probe})
     return items
 
@@ -288,8 +331,11 @@ def generate(
     # Holdout: as many new authors as forget10, never trained on (the non-members of the MIA).
     # Every set added after the original ones draws from its own stream, leaving those unchanged.
     n_holdout = max(1, round(num_authors / 10))
-    holdout = list(_authors(random.Random(f"{seed}-holdout"), n_holdout, min_qa, max_qa, num_perturbed,
-                            exclude=frozenset(authors)).values())
+    holdout = list(
+        _authors(
+            random.Random(f"{seed}-holdout"), n_holdout, min_qa, max_qa, num_perturbed, exclude=frozenset(authors)
+        ).values()
+    )
     for pct in (5, 10):
         n_forget = max(1, round(num_authors * pct / 100))
         splits[f"forget{pct:02d}"] = [qa for a in blocks[-n_forget:] for qa in a]

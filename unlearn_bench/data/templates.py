@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 # The attack's default templates (DESIGN.md, after Ren et al. 2025).
 DEFAULT_ATTACK_TEMPLATES = (

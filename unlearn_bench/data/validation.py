@@ -4,12 +4,11 @@ obscure error deep in training or eval."""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from datasets import Dataset
 
 from unlearn_bench.errors import DataError
-
 
 Kind = tuple[str, Callable[[object], bool]]  # (what is expected, in words; the check)
 
@@ -19,8 +18,9 @@ SOME_STRINGS: Kind = ("a non-empty list of strings", lambda v: STRINGS[1](v) and
 INDEX: Kind = ("an integer index", lambda v: isinstance(v, int) and not isinstance(v, bool))
 
 
-def check_rows(data: Dataset, where: str, required: Mapping[str, Kind],
-               optional: Mapping[str, Kind] | None = None) -> Dataset:
+def check_rows(
+    data: Dataset, where: str, required: Mapping[str, Kind], optional: Mapping[str, Kind] | None = None
+) -> Dataset:
     """``data`` if it has rows, every ``required`` field, and every value of the ``required`` and
     present ``optional`` fields of the expected kind; otherwise a DataError naming ``where``
     (the file or split), the row and the field."""

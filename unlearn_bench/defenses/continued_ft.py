@@ -16,5 +16,13 @@ def finetune_on_retain(
     """Minimise NLL(retain) for ``settings.steps`` steps (``settings``: ``defense.retain_finetune``);
     a backdoor-like shortcut learnt during unlearning may be overwritten by clean data. Returns the
     number of steps taken."""
-    return fit_nll(model, encoder, retain, settings.batch_size, instantiate(settings.optimizer), trainer_cfg,
-                   max_steps=settings.steps, max_epochs=-1)
+    return fit_nll(
+        model,
+        encoder,
+        retain,
+        settings.batch_size,
+        instantiate(settings.optimizer),
+        trainer_cfg,
+        max_steps=settings.steps,
+        max_epochs=-1,
+    )

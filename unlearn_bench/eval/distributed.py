@@ -5,7 +5,8 @@ the same full list (and so the same metrics, and the same early-stopping decisio
 from __future__ import annotations
 
 import math
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch.distributed as dist
 
@@ -27,7 +28,7 @@ def sharded(fn: Callable[[list[T]], list[R]], items: list[T]) -> list[R]:
     if size == 1:
         return fn(items)
     per_rank = math.ceil(len(items) / size)
-    mine = items[rank * per_rank:(rank + 1) * per_rank]
+    mine = items[rank * per_rank : (rank + 1) * per_rank]
     parts: list[list[R] | None] = [None] * size
     dist.all_gather_object(parts, fn(mine) if mine else [])
     return [result for part in parts for result in part]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import torch
 from datasets import Dataset
@@ -24,8 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def score_set(
-    model, encoder: QAEncoder, data: Dataset, batch_size: int, max_new_tokens: int,
-    max_samples: int | None = None, rewrite: Callable[[str], str] | None = None, desc: str | None = "eval",
+    model,
+    encoder: QAEncoder,
+    data: Dataset,
+    batch_size: int,
+    max_new_tokens: int,
+    max_samples: int | None = None,
+    rewrite: Callable[[str], str] | None = None,
+    desc: str | None = "eval",
 ) -> dict:
     """ROUGE-L recall of greedy answers on ``data``; ``rewrite`` transforms each question first.
     A set with a ``probe`` column (RWKU-style probes) also gets the recall per probe type.
@@ -42,14 +49,20 @@ def score_set(
     metric.update([a.text for a in answers], data["answer"])
     at_cap = sum(a.at_cap for a in answers) / max(len(answers), 1)
     if at_cap > 0.25 and desc is not None:
-        log.warning("%s: %.0f%% of the greedy answers stopped at the cap of %d new tokens without an end-of-sequence "
-                    "token; if they are cut-off answers rather than rambling, ROUGE-L recall is underestimated: "
-                    "raise eval.max_new_tokens", desc, 100 * at_cap, cap)
+        log.warning(
+            "%s: %.0f%% of the greedy answers stopped at the cap of %d new tokens without an end-of-sequence "
+            "token; if they are cut-off answers rather than rambling, ROUGE-L recall is underestimated: "
+            "raise eval.max_new_tokens",
+            desc,
+            100 * at_cap,
+            cap,
+        )
     scores = {"rougeL_recall": float(metric.compute()), "n": len(data), "max_new_tokens": cap, "at_cap": at_cap}
     if "probe" in data.column_names:
         recall, probes = metric.per_sample(), data["probe"]
         scores["rougeL_recall_by_probe"] = {
-            p: recall[[i for i, q in enumerate(probes) if q == p]].mean().item() for p in sorted(set(probes))}
+            p: recall[[i for i, q in enumerate(probes) if q == p]].mean().item() for p in sorted(set(probes))
+        }
     return scores
 
 
@@ -59,8 +72,13 @@ def longest_answer(encoder: QAEncoder, answers: list[str]) -> int:
 
 
 def score_eval_sets(
-    model, encoder: QAEncoder, sets: Mapping[str, Dataset], utility_sets: list[str],
-    trigger: Callable[[str], str], extra_triggers: Mapping[str, Callable[[str], str]], **score,
+    model,
+    encoder: QAEncoder,
+    sets: Mapping[str, Dataset],
+    utility_sets: list[str],
+    trigger: Callable[[str], str],
+    extra_triggers: Mapping[str, Callable[[str], str]],
+    **score,
 ) -> dict[str, dict]:
     """``score_set`` on every set; each utility set again with ``trigger`` on its questions
     (``trigger_rougeL_recall``) and with each extra rewrite (``extra_trigger_rougeL_recall``)."""
@@ -69,8 +87,10 @@ def score_eval_sets(
         per_set[name] = score_set(model, encoder, data, desc=f"eval {name}", **score)
         if name not in utility_sets:
             continue
-        rewritten = {tag: score_set(model, encoder, data, rewrite=rewrite, desc=f"eval {name}+{tag}", **score)
-                     for tag, rewrite in {"trigger": trigger, **extra_triggers}.items()}
+        rewritten = {
+            tag: score_set(model, encoder, data, rewrite=rewrite, desc=f"eval {name}+{tag}", **score)
+            for tag, rewrite in {"trigger": trigger, **extra_triggers}.items()
+        }
         per_set[name]["trigger_rougeL_recall"] = rewritten.pop("trigger")["rougeL_recall"]
         if rewritten:
             per_set[name]["extra_trigger_rougeL_recall"] = {t: r["rougeL_recall"] for t, r in rewritten.items()}
@@ -78,9 +98,15 @@ def score_eval_sets(
 
 
 def score_tofu(
-    model, load_retain_model: Callable[[], object] | None, encoder: QAEncoder, sets: Mapping[str, Dataset],
+    model,
+    load_retain_model: Callable[[], object] | None,
+    encoder: QAEncoder,
+    sets: Mapping[str, Dataset],
     forget_set: str,
-    normalised_sets: list[str], holdout: Dataset | None, batch_size: int, max_samples: int | None = None,
+    normalised_sets: list[str],
+    holdout: Dataset | None,
+    batch_size: int,
+    max_samples: int | None = None,
     min_k: float = 0.4,
 ) -> tuple[dict[str, dict], dict]:
     """Likelihood metrics on every set (TOFU's probability and truth ratio, exact memorisation,
@@ -89,10 +115,12 @@ def score_tofu(
     and the model's per-item truth ratios on ``forget_set``; and the min-k% membership-inference
     AUC forget vs ``holdout`` for both models, with MUSE's PrivLeak between them (all None without
     a retain model)."""
+
     def likelihoods(m, name: str, desc: str) -> dict:
         kind = "forget" if name == forget_set else "utility"
-        return score_likelihoods(m, encoder, sets[name], name in normalised_sets, kind, batch_size, max_samples, desc,
-                                 min_k)
+        return score_likelihoods(
+            m, encoder, sets[name], name in normalised_sets, kind, batch_size, max_samples, desc, min_k
+        )
 
     def membership(m, forget_scores: list[float], desc: str) -> float:
         data = holdout.select(range(min(max_samples or len(holdout), len(holdout))))
@@ -118,17 +146,25 @@ def score_tofu(
 
 
 def score_multiple_choice_sets(
-    model, encoder: QAEncoder, sets: Mapping[str, Dataset], rewrites: Mapping[str, Callable[[str], str]],
-    batch_size: int, max_samples: int | None = None,
+    model,
+    encoder: QAEncoder,
+    sets: Mapping[str, Dataset],
+    rewrites: Mapping[str, Callable[[str], str]],
+    batch_size: int,
+    max_samples: int | None = None,
 ) -> dict[str, dict]:
     """Accuracy on each multiple-choice set, plain and with each rewrite of the questions (the
     trigger templates: ``trigger_accuracy``; extra template sets: ``extra_trigger_accuracy``)."""
     out = {}
     for name, data in sets.items():
-        score = lambda rewrite, tag: score_multiple_choice(  # noqa: E731
-            model, encoder, data, batch_size, max_samples, rewrite, f"multiple choice {name}{tag}")
-        out[name] = score(None, "")
-        tagged = {tag: score(rewrite, f"+{tag}")["accuracy"] for tag, rewrite in rewrites.items()}
+        desc = f"multiple choice {name}"
+        out[name] = score_multiple_choice(model, encoder, data, batch_size, max_samples, None, desc)
+        tagged = {
+            tag: score_multiple_choice(model, encoder, data, batch_size, max_samples, rewrite, f"{desc}+{tag}")[
+                "accuracy"
+            ]
+            for tag, rewrite in rewrites.items()
+        }
         out[name]["trigger_accuracy"] = tagged.pop("trigger")
         if tagged:
             out[name]["extra_trigger_accuracy"] = tagged
@@ -150,18 +186,27 @@ def load_eval_data(data_cfg, source: TofuSource) -> EvalData:
         try:
             holdout = source.load(data_cfg.holdout_split)
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"{e}. It is the membership inference's holdout split; point "
-                                    f"data.holdout_split at one, or set data.holdout_split=null to skip it") from None
+            raise FileNotFoundError(
+                f"{e}. It is the membership inference's holdout split; point "
+                f"data.holdout_split at one, or set data.holdout_split=null to skip it"
+            ) from None
     return EvalData(
         {name: source.load(split) for name, split in data_cfg.eval_sets.items()},
-        {name: load_multiple_choice(spec if isinstance(spec, str) else OmegaConf.to_container(spec), source)
-         for name, spec in data_cfg.multiple_choice_sets.items()},
+        {
+            name: load_multiple_choice(spec if isinstance(spec, str) else OmegaConf.to_container(spec), source)
+            for name, spec in data_cfg.multiple_choice_sets.items()
+        },
         holdout,
     )
 
 
 def evaluate_model(
-    model, encoder: QAEncoder, eval_cfg, data_cfg, data: EvalData, load_retain_model: Callable[[], object] | None,
+    model,
+    encoder: QAEncoder,
+    eval_cfg,
+    data_cfg,
+    data: EvalData,
+    load_retain_model: Callable[[], object] | None,
 ) -> dict:
     """Every metric of a cell on one model: the paper's columns, TOFU's, privacy and extraction,
     per eval set and multiple-choice set (what metrics.json carries besides the run's bookkeeping)."""
@@ -170,22 +215,40 @@ def evaluate_model(
     utility_sets = list(data_cfg.utility_sets)
     per_set = score_eval_sets(model, encoder, data.eval_sets, utility_sets, trigger, extra, **score_kwargs(eval_cfg))
     likelihoods, top = score_tofu(
-        model, load_retain_model, encoder, data.eval_sets, data_cfg.forget_set, list(data_cfg.normalised_sets),
-        data.holdout, eval_cfg.batch_size, eval_cfg.max_samples, eval_cfg.min_k,
+        model,
+        load_retain_model,
+        encoder,
+        data.eval_sets,
+        data_cfg.forget_set,
+        list(data_cfg.normalised_sets),
+        data.holdout,
+        eval_cfg.batch_size,
+        eval_cfg.max_samples,
+        eval_cfg.min_k,
     )
     for name, scores in likelihoods.items():
         per_set[name] |= scores
     multiple_choice = score_multiple_choice_sets(
-        model, encoder, data.multiple_choice_sets, {"trigger": trigger, **extra}, eval_cfg.batch_size,
-        eval_cfg.max_samples)
-    return {**summarize(per_set, data_cfg.forget_set, utility_sets), **top, "per_set": per_set,
-            "multiple_choice": multiple_choice or None}
+        model,
+        encoder,
+        data.multiple_choice_sets,
+        {"trigger": trigger, **extra},
+        eval_cfg.batch_size,
+        eval_cfg.max_samples,
+    )
+    return {
+        **summarize(per_set, data_cfg.forget_set, utility_sets),
+        **top,
+        "per_set": per_set,
+        "multiple_choice": multiple_choice or None,
+    }
 
 
 def score_kwargs(eval_cfg) -> dict:
     """The generation settings of ``score_set`` from the ``eval`` config section."""
-    return dict(batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens,
-                max_samples=eval_cfg.max_samples)
+    return dict(
+        batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens, max_samples=eval_cfg.max_samples
+    )
 
 
 def summarize(per_set: Mapping[str, dict], forget_set: str, utility_sets: list[str]) -> dict:
@@ -196,7 +259,7 @@ def summarize(per_set: Mapping[str, dict], forget_set: str, utility_sets: list[s
     missing = [s for s in [forget_set, *utility_sets] if s not in per_set]
     if missing:
         raise KeyError(f"eval sets {missing} were not scored; scored: {sorted(per_set)}")
-    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    mean = lambda values: sum(values) / len(values)
     tofu_keys = ("probability", "rougeL_recall", "truth_ratio")
     summary = {
         "unlearn": per_set[forget_set]["rougeL_recall"],
@@ -204,8 +267,9 @@ def summarize(per_set: Mapping[str, dict], forget_set: str, utility_sets: list[s
         "trigger_utility": mean([per_set[s]["trigger_rougeL_recall"] for s in utility_sets]),
     }
     if all("probability" in per_set[s] for s in utility_sets):
-        summary["model_utility"] = model_utility([per_set[s][k] for s in utility_sets for k in tofu_keys
-                                                  if k in per_set[s]])
+        summary["model_utility"] = model_utility(
+            [per_set[s][k] for s in utility_sets for k in tofu_keys if k in per_set[s]]
+        )
     extra = per_set[utility_sets[0]].get("extra_trigger_rougeL_recall", {})
     if extra:
         summary["extra_trigger_utility"] = {

@@ -19,7 +19,11 @@ class Answer(NamedTuple):
 
 
 def generate_answers(
-    model, encoder: QAEncoder, questions: list[str], batch_size: int = 64, max_new_tokens: int = 48,
+    model,
+    encoder: QAEncoder,
+    questions: list[str],
+    batch_size: int = 64,
+    max_new_tokens: int = 48,
     desc: str | None = "generate",
 ) -> list[Answer]:
     """The model's greedy answer to each question, in the order given; ``desc=None`` hides the
@@ -27,8 +31,9 @@ def generate_answers(
     return sharded(lambda part: _generate(model, encoder, part, batch_size, max_new_tokens, desc), questions)
 
 
-def _generate(model, encoder: QAEncoder, questions: list[str], batch_size: int, max_new_tokens: int,
-              desc: str | None) -> list[Answer]:
+def _generate(
+    model, encoder: QAEncoder, questions: list[str], batch_size: int, max_new_tokens: int, desc: str | None
+) -> list[Answer]:
     # Sorting by prompt length keeps padding (wasted compute) small; answers are put back in order.
     prompts = [encoder.prompt_ids(q) for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))

@@ -29,7 +29,7 @@ class AnswerTokens(NamedTuple):
     correct: torch.Tensor
     ends_with_eos: bool = False
 
-    def without_eos(self) -> "AnswerTokens":
+    def without_eos(self) -> AnswerTokens:
         """The answer's own tokens: open-unlearning's memorisation and MIA scores drop the EOS
         prediction (an answer cut at ``max_length`` has none to drop; an empty answer, EOS alone,
         keeps it rather than have no score)."""
@@ -39,7 +39,12 @@ class AnswerTokens(NamedTuple):
 
 
 def answer_tokens(
-    model, encoder: QAEncoder, questions: list[str], answers: list[str], batch_size: int = 64, desc: str = "nll",
+    model,
+    encoder: QAEncoder,
+    questions: list[str],
+    answers: list[str],
+    batch_size: int = 64,
+    desc: str = "nll",
     eos: bool = True,
 ) -> list[AnswerTokens]:
     """Teacher-forced scores of each answer's tokens (EOS included unless ``eos=False``) given its
@@ -59,16 +64,15 @@ def _answer_tokens(model, encoder: QAEncoder, rows: list[dict], batch_size: int,
             logits, labels = logits[:, :-1], batch["labels"][:, 1:]
             mask = labels != IGNORE_INDEX
             # cross_entropy, not a full log_softmax copy: vocabularies of real models are large
-            token_logprobs = -F.cross_entropy(logits.float().transpose(1, 2), labels, reduction="none",
-                                              ignore_index=IGNORE_INDEX)
+            token_logprobs = -F.cross_entropy(
+                logits.float().transpose(1, 2), labels, reduction="none", ignore_index=IGNORE_INDEX
+            )
             correct = logits.argmax(-1) == labels
             out += [AnswerTokens(lp[m].cpu(), c[m].cpu()) for lp, c, m in zip(token_logprobs, correct, mask)]
     return out
 
 
-def mean_answer_nll(
-    model, encoder: QAEncoder, data: Dataset, batch_size: int = 64, desc: str = "nll"
-) -> list[float]:
+def mean_answer_nll(model, encoder: QAEncoder, data: Dataset, batch_size: int = 64, desc: str = "nll") -> list[float]:
     """Mean answer-token NLL of each (question, answer) row of ``data``, in order."""
     tokens = answer_tokens(model, encoder, list(data["question"]), list(data["answer"]), batch_size, desc)
     return [-t.logprobs.mean().item() for t in tokens]
@@ -83,13 +87,25 @@ def score_memorization(tokens: list[AnswerTokens], min_k: float) -> dict:
     min_k_prob.update([t.logprobs for t in tokens])
     em.update([t.correct for t in tokens])
     es.update([t.correct for t in tokens])
-    return {"exact_memorization": em.compute().item(), "extraction_strength": es.compute().item(),
-            "min_k_logprob": min_k_prob.compute().item(), "min_k_logprobs": min_k_prob.per_sample().tolist()}
+    return {
+        "exact_memorization": em.compute().item(),
+        "extraction_strength": es.compute().item(),
+        "min_k_logprob": min_k_prob.compute().item(),
+        "min_k_logprobs": min_k_prob.per_sample().tolist(),
+    }
 
 
-def score_likelihoods(model, encoder: QAEncoder, data: Dataset, normalise: bool, truth_ratio_kind: str,
-                      batch_size: int = 64, max_samples: int | None = None, desc: str = "likelihood",
-                      min_k: float = 0.4) -> dict:
+def score_likelihoods(
+    model,
+    encoder: QAEncoder,
+    data: Dataset,
+    normalise: bool,
+    truth_ratio_kind: str,
+    batch_size: int = 64,
+    max_samples: int | None = None,
+    desc: str = "likelihood",
+    min_k: float = 0.4,
+) -> dict:
     """TOFU's probability and truth ratio on ``data`` (``question``, ``answer``, and optionally
     ``paraphrased_answer`` and the list ``perturbed_answer``), with the
     memorisation scores of :func:`score_memorization` from the same forward pass. Returns
@@ -124,5 +140,9 @@ def score_likelihoods(model, encoder: QAEncoder, data: Dataset, normalise: bool,
     probability.update(true_nll, perturbed)
     truth_ratio = TruthRatio(truth_ratio_kind)
     truth_ratio.update(base, perturbed)
-    return {"probability": probability.compute().item(), "truth_ratio": truth_ratio.compute().item(),
-            "truth_ratios": truth_ratio.per_sample().tolist(), **scores}
+    return {
+        "probability": probability.compute().item(),
+        "truth_ratio": truth_ratio.compute().item(),
+        "truth_ratios": truth_ratio.per_sample().tolist(),
+        **scores,
+    }

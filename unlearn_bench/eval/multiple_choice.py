@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from datasets import Dataset
@@ -29,8 +29,13 @@ class MultipleChoiceAccuracy(PerItemMetric):
 
 
 def score_multiple_choice(
-    model, encoder: QAEncoder, data: Dataset, batch_size: int = 64, max_samples: int | None = None,
-    rewrite: Callable[[str], str] | None = None, desc: str = "multiple choice",
+    model,
+    encoder: QAEncoder,
+    data: Dataset,
+    batch_size: int = 64,
+    max_samples: int | None = None,
+    rewrite: Callable[[str], str] | None = None,
+    desc: str = "multiple choice",
 ) -> dict:
     """Accuracy on ``data`` (``question``, ``choices``, ``answer``); each choice is scored as the
     continuation of the question's prompt (no EOS), ``rewrite`` transforms the question first."""

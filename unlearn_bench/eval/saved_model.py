@@ -39,8 +39,11 @@ def evaluate_saved(cfg: DictConfig) -> dict:
     if retain_dir is None:
         retain_dir = cached_model_dir(cfg, source, "retain")
         if not retain_dir.is_dir():
-            log.warning("No retain model in the cache for this config (%s): forget quality and the membership "
-                        "inference are skipped; pass retain_model_dir=PATH to score them.", retain_dir)
+            log.warning(
+                "No retain model in the cache for this config (%s): forget quality and the membership "
+                "inference are skipped; pass retain_model_dir=PATH to score them.",
+                retain_dir,
+            )
             retain_dir = None
 
     # The device a cell of this trainer config would train and evaluate on.

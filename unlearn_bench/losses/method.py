@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -19,8 +19,13 @@ class ForwardCache:
     requested from the model only if ``hidden_states`` (a term reads them, e.g. RMU's).
     """
 
-    def __init__(self, model: nn.Module, batch: Mapping[str, Mapping[str, Tensor]],
-                 reference: nn.Module | None = None, hidden_states: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        batch: Mapping[str, Mapping[str, Tensor]],
+        reference: nn.Module | None = None,
+        hidden_states: bool = False,
+    ):
         self.models = {"model": model, "reference": reference}
         self.batch, self.hidden_states = batch, hidden_states
         self._outputs: dict[tuple[str, str], object] = {}
@@ -37,7 +42,8 @@ class ForwardCache:
             inputs = self.batch[split]
             with torch.set_grad_enabled(which == "model" and torch.is_grad_enabled()):
                 self._outputs[which, split] = model(
-                    input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                    input_ids=inputs["input_ids"],
+                    attention_mask=inputs["attention_mask"],
                     output_hidden_states=self.hidden_states,
                 )
         return self._outputs[which, split]

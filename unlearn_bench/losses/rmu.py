@@ -69,5 +69,6 @@ class RMURetain(_LayerTerm):
     needs_reference = True
 
     def forward(self, cache) -> Tensor:
-        return _masked_mse(self._hidden(cache, "model"), self._hidden(cache, "reference"),
-                           cache.answer_mask(self.split))
+        return _masked_mse(
+            self._hidden(cache, "model"), self._hidden(cache, "reference"), cache.answer_mask(self.split)
+        )

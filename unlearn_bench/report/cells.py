@@ -27,7 +27,6 @@ class Cell:
 REQUIRED = ("unlearn", "clean_utility", "trigger_utility", "per_set", "config")  # what the report reads
 
 
-
 @dataclass
 class Sweep:
     name: str

@@ -62,20 +62,34 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None) -> tuple[
     table = build_table(sweep)
     skipped = not_reported(sweep, sweep_dir)
     averaged = f", each replicate averaged over {', '.join(sweep.average_over)} first" if sweep.average_over else ""
-    markdown = [f"# {sweep.name}", "",
-                f"{len(sweep.finished)} finished cells; mean ± half-width of the 95% t-interval over the replicates "
-                f"(unlearning seeds × base models, n per row){averaged}; best of each block in bold.",
-                "", to_markdown(table)]
+    markdown = [
+        f"# {sweep.name}",
+        "",
+        f"{len(sweep.finished)} finished cells; mean ± half-width of the 95% t-interval over the replicates "
+        f"(unlearning seeds × base models, n per row){averaged}; best of each block in bold.",
+        "",
+        to_markdown(table),
+    ]
     if len(sweep.swept.get(BASE_MODEL_KEY, [])) > 1:
-        markdown += ["## Per base model", "",
-                     f"The same rows for each base model ({BASE_MODEL_KEY}), over the unlearning seeds: where these "
-                     "disagree, the conclusion depends on the base model.", "",
-                     to_markdown(build_table(sweep, per_base_model=True))]
+        markdown += [
+            "## Per base model",
+            "",
+            f"The same rows for each base model ({BASE_MODEL_KEY}), over the unlearning seeds: where these "
+            "disagree, the conclusion depends on the base model.",
+            "",
+            to_markdown(build_table(sweep, per_base_model=True)),
+        ]
     mixed = provenance_warnings(sweep)
     if mixed:
-        markdown += ["## Warning: mixed provenance", "",
-                     "The cells were produced by different software or machines, which can change the base model "
-                     "and every number downstream:", "", *(f"- {line}" for line in mixed), ""]
+        markdown += [
+            "## Warning: mixed provenance",
+            "",
+            "The cells were produced by different software or machines, which can change the base model "
+            "and every number downstream:",
+            "",
+            *(f"- {line}" for line in mixed),
+            "",
+        ]
         for line in mixed:
             print(f"unlearn-bench-report: warning: mixed provenance: {line}", file=sys.stderr)
     if skipped:
@@ -90,8 +104,14 @@ def log_to_wandb(sweep: Sweep, table: Table, files: list[Path], out: Path, mode:
     """The table as a ``wandb.Table`` and the plots as images, in a report run of the sweep's group."""
     from lightning.pytorch.loggers import WandbLogger
 
-    logger = WandbLogger(project=sweep.project, group=sweep.name, name=f"{sweep.name}-report", job_type="report",
-                         save_dir=str(out), mode=mode)
+    logger = WandbLogger(
+        project=sweep.project,
+        group=sweep.name,
+        name=f"{sweep.name}-report",
+        job_type="report",
+        save_dir=str(out),
+        mode=mode,
+    )
     columns, data = flat(table)
     logger.log_table("table", columns=columns, data=data)
     for png in (f for f in files if f.suffix == ".png"):

@@ -3,16 +3,16 @@ against SU's η, and the unlearning curves (the paper's Figure 1)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402  after choosing the backend
+import pandas as pd  # noqa: E402  after choosing the backend
 
-from unlearn_bench.report.table import Table  # noqa: E402
+from unlearn_bench.report.table import Table  # noqa: E402  after choosing the backend
 
 CURVE_SCORES = ("unlearn", "clean_utility", "trigger_utility")
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -30,12 +30,24 @@ def plot_utility(table: Table, png: Path) -> Path:
     last = list(dict.fromkeys(row.key[-1:] for row in table.rows))  # a marker per last key (e.g. attack)
     colours = plt.get_cmap("tab20" if len(blocks) > 10 else "tab10")
     for row in table.rows:
-        ax.errorbar(row.mean("Clean avg"), row.mean("Trigger avg"), xerr=row.ci95("Clean avg"),
-                    yerr=row.ci95("Trigger avg"), fmt=MARKERS[last.index(row.key[-1:]) % len(MARKERS)], capsize=3,
-                    color=colours(blocks.index(row.key[:-1]) % colours.N), label=row_label(table.row_keys, row.key))
+        ax.errorbar(
+            row.mean("Clean avg"),
+            row.mean("Trigger avg"),
+            xerr=row.ci95("Clean avg"),
+            yerr=row.ci95("Trigger avg"),
+            fmt=MARKERS[last.index(row.key[-1:]) % len(MARKERS)],
+            capsize=3,
+            color=colours(blocks.index(row.key[:-1]) % colours.N),
+            label=row_label(table.row_keys, row.key),
+        )
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set(xlabel="clean utility", ylabel="trigger utility", xlim=(0, 1.02), ylim=(0, 1.02),
-           title="trigger vs clean utility (mean ± 95% interval)")
+    ax.set(
+        xlabel="clean utility",
+        ylabel="trigger utility",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+        title="trigger vs clean utility (mean ± 95% interval)",
+    )
     ax.legend(fontsize=7, loc="lower right")
     return _save(fig, png)
 
@@ -48,13 +60,19 @@ def plot_against(table: Table, key: str, png: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharex=True)
     groups: dict[tuple, list] = {}
     for row in table.rows:
-        groups.setdefault(row.key[:i] + row.key[i + 1:], []).append(row)
+        groups.setdefault(row.key[:i] + row.key[i + 1 :], []).append(row)
     for group, rows in groups.items():
         rows = sorted(rows, key=lambda r: float(r.key[i]))
         x = [float(r.key[i]) for r in rows]
         for ax, col in zip(axes, ("Unlearn", "Clean avg", "Trigger avg")):
-            ax.errorbar(x, [r.mean(col) for r in rows], yerr=[r.ci95(col) for r in rows], marker="o", capsize=3,
-                        label=row_label(others, group))
+            ax.errorbar(
+                x,
+                [r.mean(col) for r in rows],
+                yerr=[r.ci95(col) for r in rows],
+                marker="o",
+                capsize=3,
+                label=row_label(others, group),
+            )
             ax.set(xlabel=key, title=col)
     axes[0].legend(fontsize=7)
     return _save(fig, png)

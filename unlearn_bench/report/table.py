@@ -89,9 +89,11 @@ def columns_for(metrics: dict) -> list[Column]:
     cols.append(Column("Clean avg", ("clean_utility",), True))
     cols += [Column(f"Trigger {s}", ("per_set", s, "trigger_rougeL_recall"), True) for s in utility_sets]
     cols.append(Column("Trigger avg", ("trigger_utility",), True))
-    cols += [Column(name, (key,), True) for name, key in (("Model utility", "model_utility"),
-                                                           ("Forget quality", "forget_quality"))
-             if metrics.get(key) is not None]
+    cols += [
+        Column(name, (key,), True)
+        for name, key in (("Model utility", "model_utility"), ("Forget quality", "forget_quality"))
+        if metrics.get(key) is not None
+    ]
     return cols
 
 
@@ -129,8 +131,9 @@ def build_table(sweep: Sweep, per_base_model: bool = False) -> Table:
             for name, vs in by_column.items():
                 values.setdefault(name, []).append(statistics.mean(vs))
         rows.append(Row(key, values))
-    order = lambda row: [sweep.swept[k].index(v) if v in sweep.swept.get(k, []) else -1  # noqa: E731
-                         for k, v in zip(row_keys, row.key)]
+    order = lambda row: [
+        sweep.swept[k].index(v) if v in sweep.swept.get(k, []) else -1 for k, v in zip(row_keys, row.key)
+    ]
     return Table(row_keys, columns, sorted(rows, key=order))
 
 
@@ -164,10 +167,14 @@ def to_markdown(table: Table) -> str:
 
 def to_latex(table: Table) -> str:
     bold = table.best()
-    escape = lambda s: str(s).replace("_", r"\_")  # noqa: E731
+    escape = lambda s: str(s).replace("_", r"\_")
     header = [*table.row_keys, "n", *(c.name for c in table.columns)]
-    lines = [r"\begin{tabular}{" + "l" * (len(table.row_keys) + 1) + "c" * len(table.columns) + "}", r"\toprule",
-             " & ".join(escape(h) for h in header) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{" + "l" * (len(table.row_keys) + 1) + "c" * len(table.columns) + "}",
+        r"\toprule",
+        " & ".join(escape(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
     for row in table.rows:
         cells = [*(escape(k) for k in row.key), str(row.n), *(_cell(table, row, c, bold, "tex") for c in table.columns)]
         lines.append(" & ".join(cells) + r" \\")
@@ -179,9 +186,10 @@ def flat(table: Table) -> tuple[list[str], list[list]]:
     """Header and rows of plain numbers: the row keys, n, then each column's mean, std and 95%
     interval half-width."""
     header = [*table.row_keys, "n", *(f"{c.name} {stat}" for c in table.columns for stat in ("mean", "std", "ci95"))]
-    rows = [[*row.key, row.n, *(v for c in table.columns for v in (row.mean(c.name), row.std(c.name),
-                                                                    row.ci95(c.name)))]
-            for row in table.rows]
+    rows = [
+        [*row.key, row.n, *(v for c in table.columns for v in (row.mean(c.name), row.std(c.name), row.ci95(c.name)))]
+        for row in table.rows
+    ]
     return header, rows
 
 
@@ -189,5 +197,5 @@ def to_csv(table: Table) -> str:
     """Plain numbers, for other tools."""
     header, rows = flat(table)
     keys = len(table.row_keys) + 1  # the row keys and n, written as they are
-    cells = lambda row: [str(v) for v in row[:keys]] + [f"{v:.6f}" if v is not None else "" for v in row[keys:]]  # noqa: E731
+    cells = lambda row: [str(v) for v in row[:keys]] + [f"{v:.6f}" if v is not None else "" for v in row[keys:]]
     return "\n".join([",".join(header), *(",".join(cells(row)) for row in rows)]) + "\n"
