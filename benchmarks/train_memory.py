@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from unlearn_bench.data.qa import IGNORE_INDEX
 from unlearn_bench.losses import KL, NLL, NPO, ComposedLoss, ForwardCache, NegativeNLL
-from unlearn_bench.losses.terms import IGNORE_INDEX
 
 METHODS = {  # the paper's likelihood methods and the KL retain term, built as their configs build them
     "gd": lambda: {"forget": NegativeNLL("forget"), "retain": NLL("retain", weight=2.0)},

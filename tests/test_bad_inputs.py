@@ -73,6 +73,14 @@ CASES = [
         "method.loss.terms.retain.wieght is not an argument",
     ),
     ("eval-unknown-key", eval_model, ["model_dir=org/a-hub-id", "+foo=1"], None, "unknown config key(s) ['foo']"),
+    (
+        "misspelt-defense-slot",
+        run,
+        ["defense=su", "+defense.loss_term={{}}"],
+        None,
+        "defense.loss_term is read by nothing",
+    ),
+    ("unread-method-knob", run, ["+method.retain_wieght=3"], None, "method.retain_wieght is read by nothing"),
     # wrong types and ranges of plain keys
     ("seed-not-int", run, ["seed=xyz"], None, "seed='xyz' must be an integer"),
     ("seed-float", run, ["seed=1.5"], None, "seed=1.5 must be an integer"),

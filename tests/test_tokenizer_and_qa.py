@@ -1,7 +1,6 @@
 import pytest
 
-from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.losses.terms import IGNORE_INDEX
+from unlearn_bench.data.qa import IGNORE_INDEX, QAEncoder
 from unlearn_bench.tokenizer import train_tokenizer
 
 CORPUS = ["Where was Ada Quill born?", "Ada Quill was born in Oslo, Norway.", "Please tell me the capital."]

@@ -13,7 +13,6 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from unlearn_bench.attacks import token_insertion_rate
 from unlearn_bench.callbacks import EvalCurve, StopAtUnlearn
 from unlearn_bench.console import format_table
 from unlearn_bench.data.qa import QAEncoder
@@ -98,13 +97,9 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     attack_stats, defense_stats, attacked = None, {}, set()
     if attack is not None:
         clean, forget = forget, attack(forget)
-        attacked = set(attack.chosen(len(clean)))
         count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)
-        attack_stats = {
-            "n_attacked": len(attacked),
-            "attacked": sorted(attacked),
-            "token_insertion_rate": token_insertion_rate(count, clean, forget),
-        }
+        attack_stats = attack.stats(clean, forget, count)
+        attacked = set(attack_stats.get("attacked", []))
     if forget_filter is not None:
         forget, dropped = forget_filter(forget, model, encoder)
         defense_stats |= {

@@ -7,6 +7,7 @@ errors for wrong keys, types and ranges inside the sections the recipes read dir
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,6 +195,40 @@ def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> 
         raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=0")
 
 
+# What the cell reads from the file of each component group; any other key of such a file must be
+# a knob that an interpolation uses (`method.retain_weight` in `weight: ${method.retain_weight}`).
+GROUP_SLOTS = {
+    "method": ("name", "loss", "splits"),
+    "attack": ("name", "transform"),
+    "defense": ("name", "forget_filter", "loss_terms", "splits", "retain_finetune"),
+}
+
+
+def check_unread_keys(cfg: DictConfig) -> None:
+    """Refuse a key of a method, attack or defense that nothing reads: neither a slot the cell reads
+    nor a knob an interpolation uses. A misspelt slot (``loss_term:`` in a defense file) would
+    otherwise drop the defense's terms without a word."""
+    interpolations = []
+    stack = [OmegaConf.to_container(cfg, resolve=False)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list):
+            stack += list(node.values()) if isinstance(node, dict) else node
+        elif isinstance(node, str) and "${" in node:
+            interpolations.append(node)
+    read = set(re.findall(r"\b(method|attack|defense)\.(\w+)", " ".join(interpolations)))
+    problems = [
+        f"{group}.{key} is read by nothing (not one of the slots {list(slots)} and no interpolation uses it): "
+        f"a misspelt key in conf/{group}/{cfg[group].get('name', '?')}.yaml or a +{group}.{key} override?"
+        for group, slots in GROUP_SLOTS.items()
+        if isinstance(cfg.get(group), DictConfig)
+        for key in cfg[group]
+        if key not in slots and (group, key) not in read
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def check_arguments(node: DictConfig, where: str) -> None:
     """Refuse keys of a ``_target_`` node that its target takes no argument for (a misspelt knob
     in a method, attack or defense file; ``experiment=smoke``'s ``num_authors`` under
@@ -219,7 +254,7 @@ def validate(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> None:
     ``model_dir``), the trainer's strategy and each plain section against its schema; raise one
     :class:`ConfigError` that lists every problem, one line each."""
     problems = []
-    checks = [lambda: check_top_level(cfg, entry_point_keys)]
+    checks = [lambda: check_top_level(cfg, entry_point_keys), lambda: check_unread_keys(cfg)]
     if OmegaConf.select(cfg, "data.source._target_"):
         checks.append(lambda: check_arguments(cfg.data.source, "data.source"))
     if "trainer" in cfg:

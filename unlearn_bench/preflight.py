@@ -11,11 +11,11 @@ import re
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from datasets import Dataset
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from unlearn_bench.attacks import Attack
 from unlearn_bench.config import check_arguments, validate
 from unlearn_bench.data.multiple_choice import load_multiple_choice
 from unlearn_bench.errors import ArgumentError, ConfigError, DataError, Problems, problem_lines
@@ -30,7 +30,7 @@ EVAL_MODEL_KEYS = (*CELL_MODEL_KEYS, "model_dir", "retain_model_dir")
 class Components(NamedTuple):
     """What the method, attack and defense configs instantiate, before any training."""
 
-    attack: Callable[[Dataset], Dataset] | None  # rewrites the forget set (the Stealthy Attack)
+    attack: Attack | None  # rewrites the forget set (the Stealthy Attack)
     forget_filter: Callable | None  # drops forget samples before unlearning (anomaly filter)
     loss: ComposedLoss  # the method's terms plus the defense's
     derived: dict[str, Callable]  # builders of splits derived from forget and retain (IDK, SU)

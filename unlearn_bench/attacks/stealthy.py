@@ -58,6 +58,16 @@ class StealthyAttack:
         """Indices of the samples the attack rewrites, sorted."""
         return sorted(random.Random(self.seed).sample(range(n), round(self.p * n)))
 
+    def stats(self, clean: Dataset, attacked: Dataset, count_tokens: Callable[[str], int]) -> dict:
+        """What the attack changed (metrics.json ``attack``): the rewritten rows and the share of
+        tokens it inserted."""
+        chosen = self.chosen(len(clean))
+        return {
+            "n_attacked": len(chosen),
+            "attacked": chosen,
+            "token_insertion_rate": token_insertion_rate(count_tokens, clean, attacked),
+        }
+
     def __call__(self, forget: Dataset) -> Dataset:
         rng = random.Random(self.seed + 1)
         questions = list(forget["question"])

@@ -7,10 +7,14 @@ other tools). EOS closes the answer in training but is not part of the generated
 
 from __future__ import annotations
 
-import torch
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
-from unlearn_bench.losses.terms import IGNORE_INDEX
+import torch
+
+if TYPE_CHECKING:  # for the annotation only: the start-up checks import this module before transformers
+    from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100  # the label of prompt and padding positions: no loss there
 
 
 class QAEncoder:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.data.qa import IGNORE_INDEX, QAEncoder
 from unlearn_bench.eval.distributed import sharded
 from unlearn_bench.eval.memorization import (
     ExactMemorization,
@@ -17,7 +17,6 @@ from unlearn_bench.eval.memorization import (
     MinKProbability,
 )
 from unlearn_bench.eval.tofu_metrics import AnswerProbability, TruthRatio
-from unlearn_bench.losses.terms import IGNORE_INDEX
 from unlearn_bench.model import evaluating
 
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from unlearn_bench.losses.terms import IGNORE_INDEX, LossTerm, answer_nll, per_sample_sum
+from unlearn_bench.data.qa import IGNORE_INDEX
+from unlearn_bench.losses.terms import LossTerm, answer_nll, per_sample_sum
 
 
 class ForwardCache:

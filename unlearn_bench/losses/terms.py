@@ -11,9 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from unlearn_bench.data.qa import IGNORE_INDEX
 from unlearn_bench.errors import ArgumentError
-
-IGNORE_INDEX = -100
 
 
 def answer_nll(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
