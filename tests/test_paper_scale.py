@@ -14,7 +14,7 @@ from datasets import Dataset
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-from conftest import TINY, TINY_SYNTH, unigram_model
+from conftest import CONF, TINY, TINY_SYNTH, unigram_model
 from unlearn_bench.config import validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.evaluate import score_set
@@ -23,7 +23,6 @@ from unlearn_bench.model import load_pretrained
 from unlearn_bench.resolvers import register_resolvers
 from unlearn_bench.tokenizer import train_tokenizer
 
-CONF = Path(__file__).resolve().parents[1] / "unlearn_bench" / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("tofu_*.yaml") if p.stem != "tofu_paper")
 METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
 ROOT = Path(__file__).resolve().parents[1]

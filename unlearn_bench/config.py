@@ -198,7 +198,7 @@ def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> 
 # What the cell reads from the file of each component group; any other key of such a file must be
 # a knob that an interpolation uses (`method.retain_weight` in `weight: ${method.retain_weight}`).
 GROUP_SLOTS = {
-    "method": ("name", "loss", "splits"),
+    "method": ("name", "loss", "splits", "lr"),  # lr: read by unlearn.optimizer unless a preset sets its own
     "attack": ("name", "transform"),
     "defense": ("name", "forget_filter", "loss_terms", "splits", "retain_finetune"),
 }
