@@ -114,9 +114,9 @@ CASES = [
     (
         "continued-ft-steps",
         run,
-        ["defense=continued_ft", "defense.retain_finetune.steps=0"],
+        ["defense=continued_ft", "defense.after_unlearning.steps=0"],
         None,
-        "defense.retain_finetune.steps",
+        "defense.after_unlearning.steps=0 must be >= 1",
     ),
     ("simnpo-beta", run, ["method=simnpo", "method.beta=0"], None, "method.beta=0 (of SimNPO) must be > 0"),
     ("rmu-coeff", run, ["method=rmu", "method.steering_coeff=-1"], None, "method.steering_coeff=-1 must be > 0"),

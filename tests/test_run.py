@@ -273,7 +273,7 @@ def test_anomaly_filter_drops_the_highest_loss_forget_samples(tmp_path, cache_di
 
 
 def test_continued_ft_fine_tunes_on_retain_after_unlearning(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "defense=continued_ft", "defense.retain_finetune.steps=3", cache_dir=cache_dir)
+    proc = run_cli(tmp_path, "defense=continued_ft", "defense.after_unlearning.steps=3", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["defense"] == {"retain_finetune_steps": 3} and metrics["config"]["defense"] == "continued_ft"

@@ -18,7 +18,6 @@ from unlearn_bench.console import format_table
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
-from unlearn_bench.defenses import finetune_on_retain
 from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
 from unlearn_bench.finetune import base_eval, finetuned_model_dir
 from unlearn_bench.loggers import log_config, log_results
@@ -37,7 +36,7 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     """Run one cell whose config passed :func:`~unlearn_bench.preflight.check_cell` (which built
     ``components``) and return what it writes to ``metrics.json``."""
     start = time.time()
-    attack, forget_filter, loss, derived = components
+    attack, forget_filter, loss, derived, after_unlearning = components
     output_dir = Path(cfg.paths.output_dir)
     done = completed_metrics(output_dir, cfg) if cfg.skip_completed else None
     if done is not None:
@@ -121,10 +120,8 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
         model, loss, instantiate(cfg.unlearn.optimizer), cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio
     )
     trainer.fit(module, datamodule)
-    if cfg.defense.get("retain_finetune"):
-        defense_stats["retain_finetune_steps"] = finetune_on_retain(
-            model, encoder, retain, cfg.defense.retain_finetune, cfg.trainer
-        )
+    if after_unlearning is not None:
+        defense_stats |= after_unlearning(model, encoder, retain, cfg.trainer)
 
     # 3. Eval: ROUGE-L recall of greedy answers on every eval set, the utility sets again with
     #    benign trigger templates on the prompts; TOFU's likelihood metrics, memorisation and

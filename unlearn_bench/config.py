@@ -126,22 +126,7 @@ class DataConfig:
             )
 
 
-@dataclass
-class RetainFinetuneConfig:
-    """``defense=continued_ft``: fine-tune on clean retain data for ``steps`` steps after unlearning."""
-
-    steps: int = 20
-    batch_size: int = 8
-    optimizer: Any = None
-
-    def check(self, where: str) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ConfigError(f"{where}.steps and {where}.batch_size must be >= 1")
-        _check_optimizer(where, self.optimizer)
-
-
 SCHEMAS = {"finetune": FinetuneConfig, "unlearn": StageConfig, "eval": EvalConfig, "data": DataConfig}
-OPTIONAL_SCHEMAS = {"defense.retain_finetune": RetainFinetuneConfig}
 
 
 def check_strategy(trainer_cfg: DictConfig) -> None:
@@ -200,7 +185,7 @@ def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> 
 GROUP_SLOTS = {
     "method": ("name", "loss", "splits", "lr"),  # lr: read by unlearn.optimizer unless a preset sets its own
     "attack": ("name", "transform"),
-    "defense": ("name", "forget_filter", "loss_terms", "splits", "retain_finetune"),
+    "defense": ("name", "forget_filter", "loss_terms", "splits", "after_unlearning"),
 }
 
 
@@ -259,9 +244,7 @@ def validate(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> None:
         checks.append(lambda: check_arguments(cfg.data.source, "data.source"))
     if "trainer" in cfg:
         checks.append(lambda: check_strategy(cfg.trainer))
-    schemas = dict(SCHEMAS)
-    schemas |= {key: schema for key, schema in OPTIONAL_SCHEMAS.items() if OmegaConf.select(cfg, key) is not None}
-    checks += [lambda key=key, schema=schema: check_section(cfg, key, schema) for key, schema in schemas.items()]
+    checks += [lambda key=key, schema=schema: check_section(cfg, key, schema) for key, schema in SCHEMAS.items()]
     for check in checks:
         try:
             check()

@@ -34,6 +34,7 @@ class Components(NamedTuple):
     forget_filter: Callable | None  # drops forget samples before unlearning (anomaly filter)
     loss: ComposedLoss  # the method's terms plus the defense's
     derived: dict[str, Callable]  # builders of splits derived from forget and retain (IDK, SU)
+    after_unlearning: Callable | None  # acts on the unlearned model (continued fine-tuning)
 
 
 class Checklist:
@@ -97,6 +98,7 @@ def build_components(cfg: DictConfig) -> Components:
 
     attack = build("attack.transform") if cfg.attack.get("transform") else None
     forget_filter = build("defense.forget_filter") if cfg.defense.get("forget_filter") else None
+    after_unlearning = build("defense.after_unlearning") if cfg.defense.get("after_unlearning") else None
     loss = build("method.loss")
     extra_terms = {name: build(f"defense.loss_terms.{name}") for name in cfg.defense.get("loss_terms") or {}}
     derived = {
@@ -112,7 +114,7 @@ def build_components(cfg: DictConfig) -> Components:
     unknown = loss.splits - set(available)
     if unknown:
         raise ConfigError(f"the loss reads splits {sorted(unknown)}; available: {available}")
-    return Components(attack, forget_filter, loss, derived)
+    return Components(attack, forget_filter, loss, derived, after_unlearning)
 
 
 def _target_nodes(cfg: DictConfig, *roots: str) -> Iterator[tuple[str, DictConfig]]:
