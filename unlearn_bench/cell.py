@@ -1,6 +1,7 @@
 """One experiment cell, top to bottom (what ``unlearn-bench`` runs once its checks pass):
 
-fine-tuned model (cached) -> unlearning with the method's loss -> eval -> metrics.json.
+inputs (data, cached fine-tuned models) -> the forget set as attacked and filtered -> unlearning
+with the method's loss -> eval -> metrics.json. Each stage is one function below.
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import lightning as L
+from datasets import Dataset
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -18,7 +21,7 @@ from unlearn_bench.console import format_table
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
-from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
+from unlearn_bench.eval.evaluate import EvalData, evaluate_model, load_eval_data
 from unlearn_bench.finetune import base_eval, finetuned_model_dir
 from unlearn_bench.loggers import log_config, log_results
 from unlearn_bench.lora import with_lora
@@ -34,103 +37,43 @@ log = logging.getLogger(__name__)
 
 def run_cell(cfg: DictConfig, components: Components) -> dict:
     """Run one cell whose config passed :func:`~unlearn_bench.preflight.check_cell` (which built
-    ``components``) and return what it writes to ``metrics.json``."""
+    ``components``) and return what it writes to ``metrics.json``. Unlearning and every eval run on
+    the trainer's device (Lightning moves the model back to the CPU when fit ends, so it is moved
+    to the device again before each eval)."""
     start = time.time()
-    attack, forget_filter, loss, derived, after_unlearning = components
     output_dir = Path(cfg.paths.output_dir)
     done = completed_metrics(output_dir, cfg) if cfg.skip_completed else None
     if done is not None:
-        log.info(
-            "Skipping the cell: %s already holds its metrics.json (skip_completed=false runs it again)", output_dir
-        )
+        log.info("Skipping the cell: %s already holds its metrics.json (skip_completed=false reruns it)", output_dir)
         return done
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    # 1. The fine-tuned models: given (published checkpoints) or trained once per (model, data,
-    #    fine-tune) config and cached.
-    source = instantiate(cfg.data.source)
-    eval_data = load_eval_data(cfg.data, source)  # before training: a missing or malformed set fails early
-    forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
-    full_dir = finetuned_model_dir(cfg, source, "full")
-    retain_dir = finetuned_model_dir(cfg, source, "retain")  # the reference for forget quality
-
-    # 2. Unlearning: the method's loss over paired forget/retain batches, on the trainer's device.
-    #    Every eval of the cell runs on that device too (Lightning moves the model back to the CPU
-    #    when fit ends, so it is moved to the device again before each eval).
+    inputs = load_inputs(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    model, tokenizer = load_pretrained(full_dir, cfg.model)
+    model, tokenizer = load_pretrained(inputs.full_dir, cfg.model)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
-    eval_sets = eval_data.eval_sets
-    callbacks, stop = [], None
-    if cfg.unlearn.stop_at_unlearn is not None:
-        stop = StopAtUnlearn(
-            encoder,
-            eval_sets[cfg.data.forget_set],
-            cfg.unlearn.stop_at_unlearn,
-            cfg.unlearn.stop_check_every_n_steps,
-            cfg.eval.batch_size,
-            cfg.eval.max_new_tokens,
-        )
-        callbacks.append(stop)
-    if cfg.eval.curve_every_n_steps is not None:
-        callbacks.append(
-            EvalCurve(
-                encoder,
-                eval_sets[cfg.data.forget_set],
-                [eval_sets[s] for s in cfg.data.utility_sets],
-                HashedTemplate(cfg.eval.trigger_templates),
-                output_dir / "curve.csv",
-                cfg.eval.curve_every_n_steps,
-                cfg.eval.curve_max_samples,
-                cfg.eval.batch_size,
-                cfg.eval.max_new_tokens,
-            )
-        )
     loggers = [instantiate(cfg.logger)] if cfg.logger else []
     log_config(loggers, cfg)
+    callbacks, stop = unlearning_callbacks(cfg, encoder, inputs.eval_data, output_dir)
     trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
     device = trainer.strategy.root_device
-    model.to(device)
-    base_scores = base_eval(model, encoder, source, cfg, full_dir)
+    base_scores = base_eval(model.to(device), encoder, inputs.source, cfg, inputs.full_dir)
     model = with_lora(model, cfg.model.lora, "unlearn")  # with LoRA, only the adapters unlearn
-    attack_stats, defense_stats, attacked = None, {}, set()
-    if attack is not None:
-        clean, forget = forget, attack(forget)
-        count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)
-        attack_stats = attack.stats(clean, forget, count)
-        attacked = set(attack_stats.get("attacked", []))
-    if forget_filter is not None:
-        forget, dropped = forget_filter(forget, model, encoder)
-        defense_stats |= {
-            "n_dropped": len(dropped),
-            "dropped": dropped,
-            "n_attacked_dropped": len(attacked & set(dropped)),
-        }
-    data = {"forget": forget, "retain": retain}
-    data |= {name: build(forget, retain, cfg.seed) for name, build in derived.items()}
-    data = {split: data[split] for split in sorted(loss.splits)}
-    datamodule = QADataModule(
-        data,
-        encoder,
-        cfg.unlearn.batch_size,
-        epoch_split="forget" if "forget" in loss.splits else None,
-        paired=loss.paired,
-    )
-    module = ComposedLossModule(
-        model, loss, instantiate(cfg.unlearn.optimizer), cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio
-    )
-    trainer.fit(module, datamodule)
-    if after_unlearning is not None:
-        defense_stats |= after_unlearning(model, encoder, retain, cfg.trainer)
 
-    # 3. Eval: ROUGE-L recall of greedy answers on every eval set, the utility sets again with
-    #    benign trigger templates on the prompts; TOFU's likelihood metrics, memorisation and
-    #    multiple-choice accuracy. Forget quality and the membership inference compare with the
-    #    retain model (which never saw the forget set).
-    model.to(device)
+    count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)
+    forget, attack_stats, defense_stats = forget_set(components, inputs.forget, model, encoder, count_tokens)
+    unlearn(cfg, components, trainer, model, encoder, forget, inputs.retain)
+    if components.after_unlearning is not None:
+        defense_stats |= components.after_unlearning(model, encoder, inputs.retain, cfg.trainer)
+
     metrics = {
         **evaluate_model(
-            model, encoder, cfg.eval, cfg.data, eval_data, lambda: load_pretrained(retain_dir, cfg.model)[0].to(device)
+            model.to(device),
+            encoder,
+            cfg.eval,
+            cfg.data,
+            inputs.eval_data,
+            lambda: load_pretrained(inputs.retain_dir, cfg.model)[0].to(device),
         ),
         "attack": attack_stats,
         "defense": defense_stats or None,
@@ -145,13 +88,110 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
         "config_hash": config_hash(cfg),
     }
     if trainer.is_global_zero:  # under DDP every rank holds the same (gathered) metrics; one reports them
-        path = write_metrics(output_dir, metrics)
-        curve = output_dir / "curve.csv" if cfg.eval.curve_every_n_steps is not None else None
-        curve_png = plot_curves({"": curve}, output_dir / "curve.png") if curve else None
-        log_results(loggers, metrics, trainer.global_step, curve_png)
-        print(format_table(metrics))
-        log.info("Wrote %s", path)
+        report(cfg, metrics, loggers, trainer.global_step, output_dir)
     return metrics
+
+
+class Inputs(NamedTuple):
+    """What a cell reads: the data and the fine-tuned models."""
+
+    source: object  # the TofuSource the splits come from
+    eval_data: EvalData
+    forget: Dataset
+    retain: Dataset
+    full_dir: str | Path  # the model that unlearns
+    retain_dir: str | Path  # never saw the forget set: the reference for forget quality and the MIA
+
+
+def load_inputs(cfg: DictConfig) -> Inputs:
+    """The splits and the fine-tuned models: given (published checkpoints) or trained once per
+    (model, data, fine-tune) config and cached."""
+    source = instantiate(cfg.data.source)
+    eval_data = load_eval_data(cfg.data, source)
+    forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
+    full_dir = finetuned_model_dir(cfg, source, "full")
+    retain_dir = finetuned_model_dir(cfg, source, "retain")
+    return Inputs(source, eval_data, forget, retain, full_dir, retain_dir)
+
+
+def unlearning_callbacks(cfg: DictConfig, encoder: QAEncoder, eval_data: EvalData, output_dir: Path):
+    """The callbacks of the unlearning fit: the stop at the target Unlearn score and the curve,
+    when configured; and the stop callback itself (None without a target)."""
+    forget_eval = eval_data.eval_sets[cfg.data.forget_set]
+    callbacks, stop = [], None
+    if cfg.unlearn.stop_at_unlearn is not None:
+        stop = StopAtUnlearn(
+            encoder,
+            forget_eval,
+            cfg.unlearn.stop_at_unlearn,
+            cfg.unlearn.stop_check_every_n_steps,
+            cfg.eval.batch_size,
+            cfg.eval.max_new_tokens,
+        )
+        callbacks.append(stop)
+    if cfg.eval.curve_every_n_steps is not None:
+        callbacks.append(
+            EvalCurve(
+                encoder,
+                forget_eval,
+                [eval_data.eval_sets[s] for s in cfg.data.utility_sets],
+                HashedTemplate(cfg.eval.trigger_templates),
+                output_dir / "curve.csv",
+                cfg.eval.curve_every_n_steps,
+                cfg.eval.curve_max_samples,
+                cfg.eval.batch_size,
+                cfg.eval.max_new_tokens,
+            )
+        )
+    return callbacks, stop
+
+
+def forget_set(components: Components, forget: Dataset, model, encoder: QAEncoder, count_tokens):
+    """The forget set unlearning sees: as the attack rewrites it, then as the defense's filter
+    keeps it; with what each did (metrics.json ``attack`` and ``defense``)."""
+    attack_stats, defense_stats, attacked = None, {}, set()
+    if components.attack is not None:
+        clean, forget = forget, components.attack(forget)
+        attack_stats = components.attack.stats(clean, forget, count_tokens)
+        attacked = set(attack_stats.get("attacked", []))
+    if components.forget_filter is not None:
+        forget, dropped = components.forget_filter(forget, model, encoder)
+        defense_stats = {
+            "n_dropped": len(dropped),
+            "dropped": dropped,
+            "n_attacked_dropped": len(attacked & set(dropped)),
+        }
+    return forget, attack_stats, defense_stats
+
+
+def unlearn(
+    cfg: DictConfig, components: Components, trainer, model, encoder: QAEncoder, forget: Dataset, retain: Dataset
+) -> None:
+    """Fit the method's loss (with the defense's terms) over its splits: forget, retain and the
+    derived ones (IDK's refusals, SU's scope samples), batched as the terms pair them."""
+    loss = components.loss
+    data = {"forget": forget, "retain": retain}
+    data |= {name: build(forget, retain, cfg.seed) for name, build in components.derived.items()}
+    data = {split: data[split] for split in sorted(loss.splits)}
+    datamodule = QADataModule(
+        data,
+        encoder,
+        cfg.unlearn.batch_size,
+        epoch_split="forget" if "forget" in loss.splits else None,
+        paired=loss.paired,
+    )
+    optimizer = instantiate(cfg.unlearn.optimizer)
+    trainer.fit(ComposedLossModule(model, loss, optimizer, cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio), datamodule)
+
+
+def report(cfg: DictConfig, metrics: dict, loggers: list, step: int, output_dir: Path) -> None:
+    """metrics.json, the curve plot, the loggers' final values and the console table."""
+    path = write_metrics(output_dir, metrics)
+    curve = output_dir / "curve.csv" if cfg.eval.curve_every_n_steps is not None else None
+    curve_png = plot_curves({"": curve}, output_dir / "curve.png") if curve else None
+    log_results(loggers, metrics, step, curve_png)
+    print(format_table(metrics))
+    log.info("Wrote %s", path)
 
 
 def _choice(cfg: DictConfig, key: str) -> str:
