@@ -4,11 +4,6 @@ file is named, so a new file is tested the moment it is added."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.types import RunMode
@@ -59,34 +54,3 @@ def test_every_experiment_composes_validates_and_builds(name):
     cfg = composed(f"experiment={name}")
     validate(cfg)
     build_components(cfg)
-
-
-def test_a_users_config_dir_adds_a_method(tmp_path):
-    """README's "Your own configs" example, run from an unrelated directory."""
-    readme = (CONF.parent / "README.md").read_text()
-    example = readme.split("### Your own configs")[1].split("```yaml\n")[1].split("```")[0]
-    (tmp_path / "conf" / "method").mkdir(parents=True)
-    (tmp_path / "conf" / "method" / "my_gd.yaml").write_text(example)
-    cmd = [
-        sys.executable,
-        "-m",
-        "unlearn_bench.run",
-        "--config-dir",
-        "./conf",
-        "method=my_gd",
-        "experiment=smoke",
-        "logger=none",
-        "trainer.enable_progress_bar=false",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    ]
-    proc = subprocess.run(
-        cmd,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "UNLEARN_BENCH_CACHE": str(tmp_path / "cache")},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["config"]["method"] == "my_gd"
