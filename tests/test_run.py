@@ -272,6 +272,17 @@ def test_anomaly_filter_drops_the_highest_loss_forget_samples(tmp_path, cache_di
     assert defense["n_attacked_dropped"] == len(set(attacked) & set(defense["dropped"]))
 
 
+def test_eval_metrics_picks_the_passes_and_the_rest_is_null(tmp_path, cache_dir):
+    proc = run_cli(tmp_path, "eval.metrics=[rouge]", cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0 <= metrics["unlearn"] <= 1 and 0 <= metrics["clean_utility"] <= 1
+    skipped = ("model_utility", "forget_quality", "mia_min_k_auc", "mia_min_k_auc_retain_model", "privleak")
+    assert all(metrics[key] is None for key in skipped) and metrics["multiple_choice"] is None
+    assert not any("probability" in scores for scores in metrics["per_set"].values())
+    assert "TOFU" not in proc.stdout and "multiple choice" not in proc.stdout
+
+
 def test_continued_ft_fine_tunes_on_retain_after_unlearning(tmp_path, cache_dir):
     proc = run_cli(tmp_path, "defense=continued_ft", "defense.after_unlearning.steps=3", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from unlearn_bench.errors import ConfigError
+from unlearn_bench.eval.scores import PASSES
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 
@@ -75,6 +76,7 @@ class EvalConfig:
     min_k: float = 0.4  # share of least likely tokens in the min-k% membership score
     curve_every_n_steps: Any = None  # int or null: score Unlearn/utility every n unlearning steps
     curve_max_samples: int = 32  # per set, for the curve's quick scores
+    metrics: list[str] = field(default_factory=lambda: list(PASSES))  # the eval passes to run (eval/scores.py)
 
     def check(self, where: str) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1:
@@ -85,6 +87,12 @@ class EvalConfig:
             not isinstance(self.curve_every_n_steps, int) or self.curve_every_n_steps < 1
         ):
             raise ConfigError(f"{where}.curve_every_n_steps={self.curve_every_n_steps!r} must be null or an int >= 1")
+        unknown = [m for m in self.metrics if m not in PASSES]
+        if unknown or "rouge" not in self.metrics:
+            raise ConfigError(
+                f"{where}.metrics={self.metrics} must name passes of {list(PASSES)} and include rouge "
+                f"(Unlearn and the utilities); unknown: {unknown}"
+            )
         if self.curve_max_samples < 1:
             raise ConfigError(f"{where}.curve_max_samples must be >= 1")
         if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from unlearn_bench.errors import problem_lines
+from unlearn_bench.eval.scores import SUMMARY
 
 # Raised inside Lightning by its own use of torch internals; nothing a user can act on.
 LIBRARY_WARNINGS = ((r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),)
@@ -52,21 +53,9 @@ def one_line_errors() -> Iterator[None]:
 
 
 def format_table(metrics: dict) -> str:
-    """A small plain-text table of the cell's scores."""
-    rows = [
-        ("unlearn (forget, lower is better)", metrics["unlearn"]),
-        ("clean utility (higher is better)", metrics["clean_utility"]),
-        ("trigger utility (higher is better)", metrics["trigger_utility"]),
-    ]
-    if metrics.get("model_utility") is not None:
-        rows.append(("TOFU model utility", metrics["model_utility"]))
-    if metrics.get("forget_quality") is not None:
-        rows.append(("TOFU forget quality (KS p-value)", metrics["forget_quality"]))
-    if metrics.get("mia_min_k_auc") is not None:
-        rows += [
-            ("MIA min-k% AUC forget vs holdout", metrics["mia_min_k_auc"]),
-            ("  the same for the retain model", metrics["mia_min_k_auc_retain_model"]),
-        ]
+    """A small plain-text table of the cell's scores: the declared summary scores it has
+    (:data:`~unlearn_bench.eval.scores.SUMMARY`), then ROUGE-L per set and multiple choice."""
+    rows = [(score.console_label(), metrics[score.key]) for score in SUMMARY if metrics.get(score.key) is not None]
     for name, value in (metrics.get("extra_trigger_utility") or {}).items():
         rows.append((f"trigger utility, {name} templates", value))
     for name, s in metrics["per_set"].items():

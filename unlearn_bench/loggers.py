@@ -9,16 +9,9 @@ from pathlib import Path
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-RESULT_COLUMNS = (
-    "rougeL_recall",
-    "trigger_rougeL_recall",
-    "probability",
-    "truth_ratio",
-    "exact_memorization",
-    "extraction_strength",
-    "min_k_logprob",
-    "n",
-)
+from unlearn_bench.eval.scores import PER_SET
+
+RESULT_COLUMNS = (*(score.key for score in PER_SET), "n")  # the per-set results table
 
 
 def log_config(loggers: list[Logger], cfg: DictConfig) -> None:

@@ -19,6 +19,7 @@ from unlearn_bench.eval.likelihood import answer_tokens, score_likelihoods, scor
 from unlearn_bench.eval.memorization import membership_auc, privleak
 from unlearn_bench.eval.multiple_choice import score_multiple_choice
 from unlearn_bench.eval.rouge import RougeLRecall
+from unlearn_bench.eval.scores import PASSES, SUMMARY
 from unlearn_bench.eval.tofu_metrics import forget_quality, model_utility
 
 log = logging.getLogger(__name__)
@@ -214,28 +215,33 @@ def evaluate_model(
     extra = {name: HashedTemplate(t) for name, t in eval_cfg.extra_trigger_templates.items()}
     utility_sets = list(data_cfg.utility_sets)
     per_set = score_eval_sets(model, encoder, data.eval_sets, utility_sets, trigger, extra, **score_kwargs(eval_cfg))
-    likelihoods, top = score_tofu(
-        model,
-        load_retain_model,
-        encoder,
-        data.eval_sets,
-        data_cfg.forget_set,
-        list(data_cfg.normalised_sets),
-        data.holdout,
-        eval_cfg.batch_size,
-        eval_cfg.max_samples,
-        eval_cfg.min_k,
-    )
-    for name, scores in likelihoods.items():
-        per_set[name] |= scores
-    multiple_choice = score_multiple_choice_sets(
-        model,
-        encoder,
-        data.multiple_choice_sets,
-        {"trigger": trigger, **extra},
-        eval_cfg.batch_size,
-        eval_cfg.max_samples,
-    )
+    passes = set(eval_cfg.get("metrics") or PASSES)  # eval.metrics: the passes to run (scores.py)
+    top = {score.key: None for score in SUMMARY if score.computed_by == "tofu"}
+    if "tofu" in passes:
+        likelihoods, top = score_tofu(
+            model,
+            load_retain_model,
+            encoder,
+            data.eval_sets,
+            data_cfg.forget_set,
+            list(data_cfg.normalised_sets),
+            data.holdout,
+            eval_cfg.batch_size,
+            eval_cfg.max_samples,
+            eval_cfg.min_k,
+        )
+        for name, scores in likelihoods.items():
+            per_set[name] |= scores
+    multiple_choice = None
+    if "multiple_choice" in passes:
+        multiple_choice = score_multiple_choice_sets(
+            model,
+            encoder,
+            data.multiple_choice_sets,
+            {"trigger": trigger, **extra},
+            eval_cfg.batch_size,
+            eval_cfg.max_samples,
+        )
     return {
         **summarize(per_set, data_cfg.forget_set, utility_sets),
         **top,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from scipy.stats import t as student_t
 
+from unlearn_bench.eval.scores import SUMMARY
 from unlearn_bench.report.cells import Sweep
 
 # A result is sampled over the unlearning seed and over the base model (the fine-tune's seed: the
@@ -81,19 +82,20 @@ class Table:
 
 
 def columns_for(metrics: dict) -> list[Column]:
-    """The paper's columns (Unlearn; clean and trigger utility per utility set and averaged), then
-    TOFU's model utility and forget quality when the cells have them."""
+    """The declared report columns (:data:`~unlearn_bench.eval.scores.SUMMARY`) the cells have: the
+    paper's (Unlearn; clean and trigger utility per utility set and averaged), then TOFU's model
+    utility and forget quality when they were computed."""
     utility_sets = [s for s, scores in metrics["per_set"].items() if "trigger_rougeL_recall" in scores]
-    cols = [Column("Unlearn", ("unlearn",), False)]
-    cols += [Column(f"Clean {s}", ("per_set", s, "rougeL_recall"), True) for s in utility_sets]
-    cols.append(Column("Clean avg", ("clean_utility",), True))
-    cols += [Column(f"Trigger {s}", ("per_set", s, "trigger_rougeL_recall"), True) for s in utility_sets]
-    cols.append(Column("Trigger avg", ("trigger_utility",), True))
-    cols += [
-        Column(name, (key,), True)
-        for name, key in (("Model utility", "model_utility"), ("Forget quality", "forget_quality"))
-        if metrics.get(key) is not None
-    ]
+    cols = []
+    for score in SUMMARY:
+        if score.report_label is None or metrics.get(score.key) is None:
+            continue
+        if score.per_set_key:
+            cols += [
+                Column(f"{score.per_set_label} {s}", ("per_set", s, score.per_set_key), score.higher_is_better)
+                for s in utility_sets
+            ]
+        cols.append(Column(score.report_label, (score.key,), score.higher_is_better))
     return cols
 
 
