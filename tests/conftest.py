@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,10 @@ def unigram_model(vocab_size: int, known: list[int]) -> LlamaForCausalLM:
         model.lm_head.bias.zero_()
         model.lm_head.bias[known] = 8.0
     return model
+
+
+def run_cli(out, *overrides, cache_dir, data=TINY_SYNTH):
+    """``unlearn-bench`` as a process on the tiny overrides, its run directory ``out``."""
+    cmd = [sys.executable, "-m", "unlearn_bench.run", *TINY, *data, f"hydra.run.dir={out}", *overrides]
+    env = {**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

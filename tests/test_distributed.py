@@ -3,13 +3,11 @@ is scored once and the results are gathered; each global batch holds the same sa
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch.distributed as dist
 
-from conftest import TINY, TINY_SYNTH
+from conftest import run_cli
 from unlearn_bench.eval.distributed import sharded
 
 DDP = [
@@ -23,19 +21,7 @@ SCORES = ("unlearn", "clean_utility", "trigger_utility", "model_utility", "forge
 
 
 def run_cell(out, cache_dir, *overrides) -> dict:
-    cmd = [
-        sys.executable,
-        "-m",
-        "unlearn_bench.run",
-        *TINY,
-        *TINY_SYNTH,
-        "logger=none",
-        f"hydra.run.dir={out}",
-        *overrides,
-    ]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)}
-    )
+    proc = run_cli(out, "logger=none", *overrides, cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "metrics.json").read_text())
 

@@ -14,7 +14,7 @@ from datasets import Dataset
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-from conftest import CONF, TINY, TINY_SYNTH, unigram_model
+from conftest import CONF, TINY, TINY_SYNTH, run_cli, unigram_model
 from unlearn_bench.config import validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.evaluate import score_set
@@ -58,20 +58,8 @@ def test_paper_presets_use_the_published_tofu_schedules_for_every_method(preset,
     assert cfg.eval.max_new_tokens == 200 and cfg.unlearn.stop_at_unlearn is None
 
 
-def run_cli(out, cache, *overrides):
-    cmd = [
-        sys.executable,
-        "-m",
-        "unlearn_bench.run",
-        *TINY,
-        *TINY_SYNTH,
-        "logger=none",
-        f"hydra.run.dir={out}",
-        *overrides,
-    ]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache)}
-    )
+def run_cell(out, cache, *overrides):
+    proc = run_cli(out, "logger=none", *overrides, cache_dir=cache)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((Path(out) / "metrics.json").read_text()), proc
 
@@ -79,7 +67,7 @@ def run_cli(out, cache, *overrides):
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, cache_dir):
     """The tiny fine-tuned full and retain models, as folders to hand over like published ones."""
-    run_cli(tmp_path_factory.mktemp("build"), cache_dir)
+    run_cell(tmp_path_factory.mktemp("build"), cache_dir)
     models = cache_dir / "models"
     full = [p for p in models.glob("tiny_llama-full-*") if p.is_dir()]
     retain = [p for p in models.glob("tiny_llama-retain-*") if p.is_dir()]
@@ -93,7 +81,7 @@ def test_given_checkpoints_replace_the_fine_tune_and_the_given_retain_model_is_t
     # The full model handed over as the retain model too, and unlearning at lr 0: the scored model is the
     # reference itself, so forget quality is exactly 1 and the MIA AUCs agree (the cached retain model
     # would give neither).
-    metrics, proc = run_cli(
+    metrics, proc = run_cell(
         tmp_path / "cell",
         fresh,
         f"finetune.full_model={full}",

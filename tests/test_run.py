@@ -12,18 +12,12 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from conftest import CONF, REAL_TOFU, TINY, TINY_SYNTH
+from conftest import CONF, REAL_TOFU, TINY, TINY_SYNTH, run_cli
 from unlearn_bench.attacks import StealthyAttack
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.resolvers import register_resolvers
 
 PROGRESS_BAR = re.compile(r"\d+%\||it/s|s/it|━")  # tqdm's and Lightning's rich bars
-
-
-def run_cli(tmp_path, *overrides, cache_dir, data=TINY_SYNTH):
-    cmd = [sys.executable, "-m", "unlearn_bench.run", *TINY, *data, f"hydra.run.dir={tmp_path}", *overrides]
-    env = {**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.fixture(scope="module")
