@@ -11,7 +11,7 @@ again, never trained on), ``world_facts`` (facts outside the authors) and ``gene
 items: ``question``, ``choices``, ``answer`` index) and ``probes_forgetNN`` (RWKU-style
 fill-in-the-blank / QA / adversarial probes of each forget fact). Polite templates appear *only* on
 ``general``: the model must learn to answer polite author questions by generalisation, otherwise
-the Stealthy Attack has nothing to exploit (see DESIGN.md).
+the Stealthy Attack has nothing to exploit (README, "What a cell does").
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
-# The attack's default templates (DESIGN.md, after Ren et al. 2025).
+# The attack's default templates: common benign phrasings of a request (after Ren et al. 2025).
 DEFAULT_ATTACK_TEMPLATES = (
     "Please tell me {q}",
     "Can you please explain {q}",

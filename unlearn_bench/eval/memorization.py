@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc
 
-from unlearn_bench.eval.tofu_metrics import PerItemMetric
+from unlearn_bench.eval.per_item import PerItemMetric
 
 
 def _check_tokens(tokens: Tensor) -> None:

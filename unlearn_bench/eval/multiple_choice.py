@@ -10,7 +10,7 @@ from torch import Tensor
 
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.likelihood import answer_tokens
-from unlearn_bench.eval.tofu_metrics import PerItemMetric
+from unlearn_bench.eval.per_item import PerItemMetric
 
 
 class MultipleChoiceAccuracy(PerItemMetric):

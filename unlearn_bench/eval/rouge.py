@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.text.rouge import rouge_score
 
-from unlearn_bench.eval.tofu_metrics import PerItemMetric
+from unlearn_bench.eval.per_item import PerItemMetric
 
 
 class RougeLRecall(PerItemMetric):
