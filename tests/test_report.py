@@ -205,19 +205,16 @@ def test_a_corrupt_or_foreign_metrics_json_is_a_failed_cell_and_the_table_is_sti
     assert "| 1 | 0.300 ± 0.000 |" in md  # the good cell is reported
 
 
-def test_a_declared_score_reaches_the_console_and_the_report(tmp_path, monkeypatch):
-    """A score is declared once (eval/scores.py); the console table and the report read it from there."""
+def test_a_declared_score_reaches_the_console_and_the_report(tmp_path):
+    """An extra metric's declaration travels in metrics.json; the console and the report read it there."""
     from unlearn_bench import console
-    from unlearn_bench.eval import scores
-    from unlearn_bench.report import table
+    from unlearn_bench.eval.scores import Score, as_json
 
-    new = scores.Score("leak_rate", "leak rate", False, "tofu", "Leak rate")
-    monkeypatch.setattr(console, "SUMMARY", (*scores.SUMMARY, new))
-    monkeypatch.setattr(table, "SUMMARY", (*scores.SUMMARY, new))
     sweep = make_sweep(tmp_path, {"seed": "0"})
     cell = make_cell(sweep, {"seed": 0}, 0.3)
-    metrics = json.loads((cell / "metrics.json").read_text()) | {"leak_rate": 0.125, "config": {"seed": 0}}
+    declared = as_json((Score("leak_rate", "leak rate", False, "leak", "Leak rate"),))
+    metrics = json.loads((cell / "metrics.json").read_text()) | {"leak_rate": 0.125, "extra_scores": declared}
     (cell / "metrics.json").write_text(json.dumps(metrics))
     assert re.search(r"\nleak rate \(lower is better\) +0\.125\n", console.format_table(metrics))
     built = build_table(read_sweep(sweep))
-    assert [c.name for c in built.columns][-1] == "Leak rate" and not built.columns[-1].higher_is_better
+    assert built.columns[-1].name == "Leak rate" and not built.columns[-1].higher_is_better

@@ -77,6 +77,7 @@ class EvalConfig:
     curve_every_n_steps: Any = None  # int or null: score Unlearn/utility every n unlearning steps
     curve_max_samples: int = 32  # per set, for the curve's quick scores
     metrics: list[str] = field(default_factory=lambda: list(PASSES))  # the eval passes to run (eval/scores.py)
+    extra_metrics: dict[str, Any] = field(default_factory=dict)  # name -> a metric object's _target_ node
 
     def check(self, where: str) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from unlearn_bench.errors import problem_lines
-from unlearn_bench.eval.scores import SUMMARY
+from unlearn_bench.eval.scores import declared
 
 # Raised inside Lightning by its own use of torch internals; nothing a user can act on.
 LIBRARY_WARNINGS = ((r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),)
@@ -54,8 +54,8 @@ def one_line_errors() -> Iterator[None]:
 
 def format_table(metrics: dict) -> str:
     """A small plain-text table of the cell's scores: the declared summary scores it has
-    (:data:`~unlearn_bench.eval.scores.SUMMARY`), then ROUGE-L per set and multiple choice."""
-    rows = [(score.console_label(), metrics[score.key]) for score in SUMMARY if metrics.get(score.key) is not None]
+    (:func:`~unlearn_bench.eval.scores.declared`), then ROUGE-L per set and multiple choice."""
+    rows = [(s.console_label(), metrics[s.key]) for s in declared(metrics) if metrics.get(s.key) is not None]
     for name, value in (metrics.get("extra_trigger_utility") or {}).items():
         rows.append((f"trigger utility, {name} templates", value))
     for name, s in metrics["per_set"].items():

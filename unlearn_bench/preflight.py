@@ -99,6 +99,8 @@ def build_components(cfg: DictConfig) -> Components:
     attack = build("attack.transform") if cfg.attack.get("transform") else None
     forget_filter = build("defense.forget_filter") if cfg.defense.get("forget_filter") else None
     after_unlearning = build("defense.after_unlearning") if cfg.defense.get("after_unlearning") else None
+    for name in cfg.eval.get("extra_metrics") or {}:  # built again by the eval; here for their errors
+        build(f"eval.extra_metrics.{name}")
     loss = build("method.loss")
     extra_terms = {name: build(f"defense.loss_terms.{name}") for name in cfg.defense.get("loss_terms") or {}}
     derived = {

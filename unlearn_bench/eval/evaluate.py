@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import torch
 from datasets import Dataset
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from unlearn_bench.data.multiple_choice import load_multiple_choice
@@ -19,7 +20,7 @@ from unlearn_bench.eval.likelihood import answer_tokens, score_likelihoods, scor
 from unlearn_bench.eval.memorization import membership_auc, privleak
 from unlearn_bench.eval.multiple_choice import score_multiple_choice
 from unlearn_bench.eval.rouge import RougeLRecall
-from unlearn_bench.eval.scores import PASSES, SUMMARY
+from unlearn_bench.eval.scores import PASSES, SUMMARY, as_json
 from unlearn_bench.eval.tofu_metrics import forget_quality, model_utility
 
 log = logging.getLogger(__name__)
@@ -242,11 +243,22 @@ def evaluate_model(
             eval_cfg.batch_size,
             eval_cfg.max_samples,
         )
+    extra, extra_scores = {}, []
+    for name, node in (eval_cfg.get("extra_metrics") or {}).items():
+        metric = instantiate(node)
+        values = metric(model, encoder, data, data_cfg)
+        keys = [score.key for score in metric.scores]
+        if set(values) != set(keys):
+            raise ValueError(f"eval.extra_metrics.{name} returned {sorted(values)} but declares {keys}")
+        extra |= values
+        extra_scores += as_json(metric.scores)
     return {
         **summarize(per_set, data_cfg.forget_set, utility_sets),
         **top,
+        **extra,
         "per_set": per_set,
         "multiple_choice": multiple_choice or None,
+        **({"extra_scores": extra_scores} if extra_scores else {}),
     }
 
 

@@ -1,10 +1,15 @@
 """What each score in metrics.json is and how it is shown: one declaration per score, read by the
 console table, the loggers and the report, so a new score is declared once. Each names the eval
-pass that computes it; ``eval.metrics`` picks the passes a run computes."""
+pass that computes it; ``eval.metrics`` picks the built-in passes a run computes, and
+``eval.extra_metrics`` adds metric objects (:class:`Metric`) built by ``_target_``.
+
+An extra metric's declarations are written into metrics.json (``extra_scores``), so the report
+shows its columns without knowing its code."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Protocol
 
 # The eval passes (eval.metrics): ROUGE-L of greedy answers (Unlearn and the utilities: always
 # needed), TOFU's likelihood scores with memorisation and the membership inference, multiple choice.
@@ -47,3 +52,22 @@ PER_SET = (
     Score("extraction_strength", "extraction strength", None, "tofu"),
     Score("min_k_logprob", "min-k% log-probability", None, "tofu"),
 )
+
+
+class Metric(Protocol):
+    """An extra metric (``eval.extra_metrics.<name>``, built by ``_target_``)."""
+
+    scores: tuple[Score, ...]  # what it returns, declared (computed_by: its name in eval.extra_metrics)
+
+    def __call__(self, model, encoder, eval_data, data_cfg) -> dict[str, float | None]:
+        """Its scores of ``model`` on the cell's eval data (an ``EvalData``), by the keys it declares."""
+
+
+def declared(metrics: dict) -> tuple[Score, ...]:
+    """The summary scores a metrics.json has declarations for: the built-in ones, then those its
+    extra metrics wrote (``extra_scores``)."""
+    return (*SUMMARY, *(Score(**d) for d in metrics.get("extra_scores") or []))
+
+
+def as_json(scores: tuple[Score, ...]) -> list[dict]:
+    return [asdict(score) for score in scores]

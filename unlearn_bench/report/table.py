@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from scipy.stats import t as student_t
 
-from unlearn_bench.eval.scores import SUMMARY
+from unlearn_bench.eval.scores import declared
 from unlearn_bench.report.cells import Sweep
 
 # A result is sampled over the unlearning seed and over the base model (the fine-tune's seed: the
@@ -82,12 +82,12 @@ class Table:
 
 
 def columns_for(metrics: dict) -> list[Column]:
-    """The declared report columns (:data:`~unlearn_bench.eval.scores.SUMMARY`) the cells have: the
+    """The declared report columns (:func:`~unlearn_bench.eval.scores.declared`) the cells have: the
     paper's (Unlearn; clean and trigger utility per utility set and averaged), then TOFU's model
     utility and forget quality when they were computed."""
     utility_sets = [s for s, scores in metrics["per_set"].items() if "trigger_rougeL_recall" in scores]
     cols = []
-    for score in SUMMARY:
+    for score in declared(metrics):
         if score.report_label is None or metrics.get(score.key) is None:
             continue
         if score.per_set_key:
