@@ -174,7 +174,13 @@ def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_pat
     assert metrics["forget_quality"] == pytest.approx(1.0)
     assert metrics["privleak"] == pytest.approx(0.0)
     bad = subprocess.run(
-        [sys.executable, "-m", "unlearn_bench.eval_model", "model_dir=/no/such/model"],
+        [
+            sys.executable,
+            "-m",
+            "unlearn_bench.eval_model",
+            "model_dir=/no/such/model",
+            f"hydra.run.dir={tmp_path / 'bad'}",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
