@@ -21,12 +21,18 @@ MODEL_FILES = {
 }
 
 
+def looks_local(value: str | Path) -> bool:
+    """Whether ``value`` is meant as a local path (``.``, ``/`` or ``~`` first) rather than a hub
+    id: one that does not exist is then an error here, not a failed download."""
+    return str(value).startswith((".", "/", "~"))
+
+
 def model_path(value: str | Path, key: str) -> str:
     """``value`` as ``from_pretrained`` takes it: a local model folder, checked for a config,
     weights and a tokenizer, or a hub id (anything that does not look like a path), unchecked here."""
     local = Path(value).expanduser()
     if not local.exists():
-        if str(value).startswith((".", "/", "~")):
+        if looks_local(value):
             raise FolderError(
                 f"{key}={str(value)!r} does not exist; point it at a save_pretrained model folder "
                 "(model and tokenizer) or use a hub id"

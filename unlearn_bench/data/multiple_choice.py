@@ -12,6 +12,7 @@ from datasets import Dataset, load_dataset
 from unlearn_bench.data.source import TofuSource
 from unlearn_bench.data.validation import INDEX, SOME_STRINGS, STRING, check_rows
 from unlearn_bench.errors import DataError
+from unlearn_bench.folders import looks_local
 
 
 def load_multiple_choice(spec: str | Mapping, source: TofuSource) -> Dataset:
@@ -29,7 +30,7 @@ def load_multiple_choice(spec: str | Mapping, source: TofuSource) -> Dataset:
         data, where = load_dataset(builder, data_files=str(local), split="train"), str(local)
     elif local.is_dir():
         data, where = TofuSource(str(local)).read(split)
-    elif path.startswith((".", "/", "~")):
+    elif looks_local(path):
         raise FileNotFoundError(f"multiple-choice set {path!r} does not exist")
     else:
         data, where = load_dataset(path, name=subset, split=split), f"{path}:{subset}:{split}"

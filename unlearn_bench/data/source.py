@@ -16,6 +16,7 @@ from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data import synthetic
 from unlearn_bench.data.validation import STRING, STRINGS, check_rows
 from unlearn_bench.errors import ArgumentError, DataError
+from unlearn_bench.folders import looks_local
 
 # A TOFU-format row: question and answer; eval splits add a paraphrase and perturbed answers.
 REQUIRED_FIELDS = {"question": STRING, "answer": STRING}
@@ -28,7 +29,7 @@ class TofuSource:
 
     def __init__(self, path: str):
         local = Path(path).expanduser()
-        if (local.exists() and not local.is_dir()) or (not local.exists() and str(path).startswith((".", "/", "~"))):
+        if (local.exists() and not local.is_dir()) or (not local.exists() and looks_local(path)):
             raise ArgumentError("path", str(path), "is not a folder of TOFU-format files (nor a hub id)")
         self.path = str(path)
 
