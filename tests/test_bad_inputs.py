@@ -7,7 +7,6 @@ The entry points run in-process (``main()`` with ``sys.argv``), so the ~40 cases
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -266,21 +265,14 @@ def world(tmp_path_factory):
     return places
 
 
-def entry(module, places: dict, overrides: list[str]) -> int:
+def entry(monkeypatch, module, places: dict, overrides: list[str]) -> int:
     """Run ``module.main`` in-process as the console script would; its exit status."""
-    argv = [module.__name__, *overrides, f"hydra.run.dir={places['earlier']}"]
-    old_argv, old_env = sys.argv, os.environ.get("UNLEARN_BENCH_CACHE")
-    sys.argv, os.environ["UNLEARN_BENCH_CACHE"] = argv, str(places["cache"])
+    monkeypatch.setattr(sys, "argv", [module.__name__, *overrides, f"hydra.run.dir={places['earlier']}"])
+    monkeypatch.setenv("UNLEARN_BENCH_CACHE", str(places["cache"]))
     try:
         module.main()
     except SystemExit as e:
         return e.code
-    finally:
-        sys.argv = old_argv
-        if old_env is None:
-            os.environ.pop("UNLEARN_BENCH_CACHE")
-        else:
-            os.environ["UNLEARN_BENCH_CACHE"] = old_env
     return 0
 
 
@@ -294,7 +286,7 @@ def snapshot(folder: Path) -> dict:
 
 @pytest.mark.parametrize("case, module, overrides, breakage, culprit", CASES, ids=[c[0] for c in CASES])
 def test_a_bad_input_fails_first_in_one_line_naming_it(
-    world, tmp_path, capsys, case, module, overrides, breakage, culprit
+    world, tmp_path, capsys, monkeypatch, case, module, overrides, breakage, culprit
 ):
     tofu = tmp_path / "tofu"
     shutil.copytree(world["pristine"], tofu)
@@ -309,7 +301,7 @@ def test_a_bad_input_fails_first_in_one_line_naming_it(
     capsys.readouterr()
 
     data = [] if "data=tofu" in overrides and "experiment=smoke" not in overrides else TINY_SYNTH
-    status = entry(module, world, [*TINY, *data, *(o.format(**names) for o in overrides)])
+    status = entry(monkeypatch, module, world, [*TINY, *data, *(o.format(**names) for o in overrides)])
 
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
@@ -321,8 +313,9 @@ def test_a_bad_input_fails_first_in_one_line_naming_it(
     assert not list(world["cache"].glob("models/*"))  # nothing was fine-tuned
 
 
-def test_every_problem_is_listed_at_once(world, capsys):
+def test_every_problem_is_listed_at_once(world, capsys, monkeypatch):
     status = entry(
+        monkeypatch,
         run,
         world,
         [
@@ -343,14 +336,14 @@ def test_every_problem_is_listed_at_once(world, capsys):
         assert sum(culprit in line for line in lines) == 1, culprit
 
 
-def test_a_split_derived_from_a_bad_one_is_not_reported_again(world, capsys):
-    assert entry(run, world, [*TINY, *TINY_SYNTH, "data.forget_split=forget99"]) == 1
+def test_a_split_derived_from_a_bad_one_is_not_reported_again(world, capsys, monkeypatch):
+    assert entry(monkeypatch, run, world, [*TINY, *TINY_SYNTH, "data.forget_split=forget99"]) == 1
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "data.forget_split='forget99'" in lines[0]  # not retain99, holdout99, mc_forget99
 
 
 @pytest.mark.parametrize("override, option", [("method=foo", "rmu"), ("attack=nope", "sa")])
-def test_an_unknown_option_lists_the_options(world, capsys, override, option):
-    assert entry(run, world, [override]) == 1
+def test_an_unknown_option_lists_the_options(world, capsys, monkeypatch, override, option):
+    assert entry(monkeypatch, run, world, [override]) == 1
     err = capsys.readouterr().err
     assert f"Could not find '{override.replace('=', '/')}'" in err and option in err and "Traceback" not in err
