@@ -73,6 +73,16 @@ CASES = [
     ),
     ("eval-unknown-key", eval_model, ["model_dir=org/a-hub-id", "+foo=1"], None, "unknown config key(s) ['foo']"),
     (
+        "eval-extra-metric-knob",
+        eval_model,
+        [
+            "model_dir=org/a-hub-id",
+            "+eval.extra_metrics.m={{_target_: unlearn_bench.defenses.RetainFinetune, steps: 0}}",
+        ],
+        None,
+        "eval.extra_metrics.m.steps=0 must be >= 1",
+    ),
+    (
         "misspelt-defense-slot",
         run,
         ["defense=su", "+defense.loss_term={{}}"],

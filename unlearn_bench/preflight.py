@@ -75,6 +75,8 @@ def check_eval(cfg: DictConfig) -> None:
     """Everything ``unlearn-bench-eval`` can check before it loads the model."""
     checklist = Checklist()
     checklist(validate, cfg, ("model_dir", "retain_model_dir"))
+    for name in cfg.eval.get("extra_metrics") or {}:  # as check_cell does, through build_components
+        checklist(_build, cfg, f"eval.extra_metrics.{name}")
     _check_folders(checklist, cfg, EVAL_MODEL_KEYS)
     if not checklist.lines:
         _check_data(checklist, cfg, training=False)
@@ -89,9 +91,7 @@ def build_components(cfg: DictConfig) -> Components:
 
     def build(where: str):
         try:
-            for path, node in _target_nodes(cfg, where):
-                check_arguments(node, path)
-            return _instantiate(cfg, where)
+            return _build(cfg, where)
         except ConfigError as e:
             problems.append(str(e))
             return None
@@ -117,6 +117,14 @@ def build_components(cfg: DictConfig) -> Components:
     if unknown:
         raise ConfigError(f"the loss reads splits {sorted(unknown)}; available: {available}")
     return Components(attack, forget_filter, loss, derived, after_unlearning)
+
+
+def _build(cfg: DictConfig, where: str):
+    """The object the ``_target_`` node at ``where`` builds, after refusing keys that no class under
+    it takes; a ConfigError naming the key otherwise."""
+    for path, node in _target_nodes(cfg, where):
+        check_arguments(node, path)
+    return _instantiate(cfg, where)
 
 
 def _target_nodes(cfg: DictConfig, *roots: str) -> Iterator[tuple[str, DictConfig]]:
