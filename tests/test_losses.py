@@ -232,3 +232,56 @@ def test_method_configs_build_their_terms(name, splits, reference):
     cfg = OmegaConf.merge({"method": cfg, "seed": 0}).method
     loss = instantiate(cfg.loss)
     assert loss.splits == splits and loss.needs_reference == reference
+
+
+class AllLogits(torch.nn.Module):
+    """The same Llama behind a forward without ``logits_to_keep``: every position's logits."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, output_hidden_states=False):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
+
+
+def qa_batch(generator, prompt_lengths, answer_lengths, width=12):
+    """Right-padded rows: a prompt (labels ignored), an answer (labelled), then padding."""
+    ids = torch.randint(3, 50, (len(prompt_lengths), width), generator=generator)
+    labels, mask = torch.full_like(ids, X), torch.zeros_like(ids)
+    for row, (p, a) in enumerate(zip(prompt_lengths, answer_lengths)):
+        labels[row, p : p + a], mask[row, : p + a] = ids[row, p : p + a], 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+@pytest.mark.parametrize("name", ["ga", "gd", "kl", "npo", "simnpo", "idk", "dpo", "rmu"])
+def test_losses_read_only_answer_predicting_logits_and_match_the_full_forward(name):
+    """The step computes logits from the first answer-predicting position on (the prompt's are
+    never read); every method's loss and gradient equal those from all positions' logits."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from unlearn_bench.model import answer_forward
+
+    register_resolvers()
+    cfg = OmegaConf.merge({"method": OmegaConf.load(CONF / "method" / f"{name}.yaml"), "seed": 0}).method
+    loss = instantiate(cfg.loss)
+    torch.manual_seed(0)
+    config = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, vocab_size=64)
+    model, reference = LlamaForCausalLM(LlamaConfig(**config)), LlamaForCausalLM(LlamaConfig(**config))
+    g = torch.Generator().manual_seed(1)
+    batch = {split: qa_batch(g, [5, 3, 7], [4, 6, 2]) for split in loss.splits}
+
+    out, offset = answer_forward(model, batch[min(loss.splits)])
+    assert offset == 2 and out.logits.shape[1] == 12 - 2  # from the shortest prompt's last token on
+
+    def total_and_grads(trained, frozen):
+        model.zero_grad()
+        total, _ = loss(trained, batch, frozen)
+        total.backward()
+        return total.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    trimmed, trimmed_grads = total_and_grads(model, reference)
+    full, full_grads = total_and_grads(AllLogits(model), AllLogits(reference))
+    assert torch.allclose(trimmed, full, atol=1e-5)
+    assert len(trimmed_grads) == len(full_grads) > 0
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(trimmed_grads, full_grads))

@@ -17,7 +17,7 @@ from unlearn_bench.eval.memorization import (
     MinKProbability,
 )
 from unlearn_bench.eval.tofu_metrics import AnswerProbability, TruthRatio
-from unlearn_bench.model import evaluating
+from unlearn_bench.model import answer_forward, evaluating
 
 
 class AnswerTokens(NamedTuple):
@@ -59,8 +59,8 @@ def _answer_tokens(model, encoder: QAEncoder, rows: list[dict], batch_size: int,
     with evaluating(model):
         for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
             batch = {k: v.to(model.device) for k, v in encoder.collate(rows[start : start + batch_size]).items()}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            logits, labels = logits[:, :-1], batch["labels"][:, 1:]
+            output, offset = answer_forward(model, batch)  # logits from the first answer-predicting position
+            logits, labels = output.logits[:, :-1], batch["labels"][:, offset + 1 :]
             mask = labels != IGNORE_INDEX
             # cross_entropy, not a full log_softmax copy: vocabularies of real models are large
             token_logprobs = -F.cross_entropy(

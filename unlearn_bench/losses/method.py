@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from unlearn_bench.data.qa import IGNORE_INDEX
 from unlearn_bench.losses.terms import LossTerm, answer_nll, per_sample_sum
+from unlearn_bench.model import answer_forward
 
 
 class ForwardCache:
@@ -30,23 +31,21 @@ class ForwardCache:
         self.models = {"model": model, "reference": reference}
         self.batch, self.hidden_states = batch, hidden_states
         self._outputs: dict[tuple[str, str], object] = {}
+        self._offsets: dict[str, int] = {}  # the first prediction position each split's logits hold
         self._nll: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
 
     def outputs(self, which: str, split: str):
-        """The model's output (logits, hidden_states) on the split."""
+        """The model's output on the split: hidden states (if requested) at every position, logits
+        from the split's first answer-predicting position on (:func:`~unlearn_bench.model.answer_forward`)."""
         if (which, split) not in self._outputs:
             if split not in self.batch:
                 raise KeyError(f"a loss term reads split {split!r}, but the batch has {sorted(self.batch)}")
             model = self.models[which]
             if model is None:
                 raise RuntimeError("a loss term needs the reference model, but none was given")
-            inputs = self.batch[split]
             with torch.set_grad_enabled(which == "model" and torch.is_grad_enabled()):
-                self._outputs[which, split] = model(
-                    input_ids=inputs["input_ids"],
-                    attention_mask=inputs["attention_mask"],
-                    output_hidden_states=self.hidden_states,
-                )
+                out, self._offsets[split] = answer_forward(model, self.batch[split], self.hidden_states)
+            self._outputs[which, split] = out
         return self._outputs[which, split]
 
     def answer_mask(self, split: str) -> Tensor:
@@ -61,7 +60,8 @@ class ForwardCache:
         """``[answer tokens, vocab]`` float32 next-token log-probabilities at the answer-predicting
         positions only (prompt and padding positions never get a full-vocabulary float32 copy)."""
         rows, cols = self.answer_positions(split)
-        return torch.log_softmax(self.outputs(which, split).logits[rows, cols].float(), dim=-1)
+        logits = self.outputs(which, split).logits
+        return torch.log_softmax(logits[rows, cols - self._offsets[split]].float(), dim=-1)
 
     def per_sample_mean(self, values: Tensor, split: str) -> Tensor:
         """``[batch]`` mean over each sample's answer tokens of per-answer-token ``values``."""
@@ -74,7 +74,8 @@ class ForwardCache:
 
     def _answer_nll(self, which: str, split: str) -> tuple[Tensor, Tensor]:
         if (which, split) not in self._nll:
-            self._nll[which, split] = answer_nll(self.outputs(which, split).logits, self.batch[split]["labels"])
+            logits = self.outputs(which, split).logits  # from prediction position offset on
+            self._nll[which, split] = answer_nll(logits, self.batch[split]["labels"][:, self._offsets[split] :])
         return self._nll[which, split]
 
     def sequence_nll(self, split: str) -> Tensor:
