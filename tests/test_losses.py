@@ -260,7 +260,7 @@ def test_losses_read_only_answer_predicting_logits_and_match_the_full_forward(na
     never read); every method's loss and gradient equal those from all positions' logits."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from unlearn_bench.model import answer_forward
+    from unlearn_bench.answer_logits import answer_forward
 
     register_resolvers()
     cfg = OmegaConf.merge({"method": OmegaConf.load(CONF / "method" / f"{name}.yaml"), "seed": 0}).method

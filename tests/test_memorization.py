@@ -9,7 +9,7 @@ from datasets import Dataset
 
 from conftest import unigram_model
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.eval.evaluate import score_set
+from unlearn_bench.eval.evaluate import rouge_lower_bound, score_set
 from unlearn_bench.eval.likelihood import answer_tokens, score_memorization
 from unlearn_bench.eval.memorization import (
     ExactMemorization,
@@ -134,3 +134,18 @@ def test_memorisation_and_membership_scores_leave_the_eos_prediction_out():
     # an answer cut at max_length has no EOS: nothing is dropped
     (cut,) = answer_tokens(model, QAEncoder(tokenizer, "Q: {question}\nA:", max_length=8), ["Who?"], ["alpha beta"])
     assert not cut.ends_with_eos and len(cut.without_eos().logprobs) == len(cut.logprobs)
+
+
+def test_the_teacher_forced_rouge_bound_is_below_the_generated_recall():
+    """Greedy generation repeats the reference up to its first argmax miss; the bound keeps that
+    prefix's words but the last (perhaps cut) one."""
+    tokenizer = train_tokenizer(["Who? alpha beta"] * 3, 300)
+    (alpha,) = tokenizer(" alpha", add_special_tokens=False).input_ids
+    model = unigram_model(len(tokenizer), [alpha])  # generates " alpha" forever
+    encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
+    # argmax misses EOS after three alphas (bound 2/3; generated 1) and the first token of "beta alpha"
+    # (bound 0; generated "alpha alpha ...": 1/2)
+    data = Dataset.from_dict({"question": ["Who?", "Who?"], "answer": ["alpha alpha alpha", "beta alpha"]})
+    bound = rouge_lower_bound(model, encoder, data, batch_size=4)
+    assert bound == pytest.approx((2 / 3 + 0) / 2)
+    assert score_set(model, encoder, data, batch_size=4, max_new_tokens=8, desc=None)["rougeL_recall"] == 0.75

@@ -51,6 +51,8 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
         "config_hash",
         "eval_device",
         "reached_stop_at_unlearn",
+        "stop_checks",
+        "seconds",
         "provenance",
     }
     # the default trainer's device (accelerator auto: this machine's CPU, a GPU where there is one)
@@ -86,6 +88,12 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
     assert set(metrics["base_model"]) == {"forget", "retain", "world_facts"}
     assert set(metrics["base_model"]["forget"]) == {"plain", "templated"}
     assert metrics["wall_seconds"] > 0
+    stages = {"inputs", "base_eval", "forget_set", "unlearn", "stop_check", "eval"}
+    assert set(metrics["seconds"]) == stages and metrics["seconds"]["stop_check"] <= metrics["seconds"]["unlearn"]
+    checks = metrics["stop_checks"]
+    assert 0 <= checks["generated"] <= checks["checks"] <= metrics["unlearn_steps"]
+    if metrics["reached_stop_at_unlearn"]:  # only a generated answer set can show the target reached
+        assert checks["generated"] >= 1
     assert "clean utility" in proc.stdout and "unlearn" in proc.stdout
     assert list((out / "csv").rglob("metrics.csv")), "the CSV logger wrote no per-step metrics"
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,16 +12,34 @@ import lightning as L
 from datasets import Dataset
 
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.eval.evaluate import score_set
+from unlearn_bench.eval.evaluate import rouge_lower_bound, score_set
 
 
 class StopAtUnlearn(L.Callback):
-    """Stops unlearning once the forget set's ROUGE-L recall falls to ``target``.
+    """Stops unlearning once the forget set's ROUGE-L recall of greedy answers falls to ``target``.
 
     Gradient-ascent methods keep forgetting (and losing utility) for as long as they run, and
     how fast varies a lot across seeds; stopping at a target Unlearn score compares runs (seeds,
     attacks, defenses) at a matched amount of forgetting instead of a matched step count.
+
+    A check generates answers to the whole forget set, which costs several training steps at any
+    scale, so checks come only when they may find the target reached. Between checks the callback
+    follows a free signal of how far unlearning has moved the model: ``progress``, the mean over
+    the training splits of how much the share of answer tokens the model predicts (teacher-forced
+    argmax agreement, a by-product of each step, averaged over the last epoch's batches) has
+    changed since the first step: forget answers fall, IDK's refusals rise. Each check's recall and the progress it came
+    at give, through the previous check's (or the start's: progress 0, recall 1), the progress at
+    which recall should reach the target; the next check comes there, at least ``every_n_steps``
+    and at most ``max_gap_steps`` after the last, and every ``every_n_steps`` once recall is within
+    ``NEAR`` of the target (so the stop lands where checking every ``every_n_steps`` would).
+    A check first tries the exact
+    teacher-forced lower bound of the recall (:func:`~unlearn_bench.eval.evaluate.rouge_lower_bound`):
+    above the target, nothing needs generating. The stop itself is decided by the generated
+    ROUGE-L recall, the score the final eval reports.
     """
+
+    PROGRESS_STEP = 0.05  # progress between checks until recall is seen to fall
+    NEAR = 0.05  # recall this close above the target: check every every_n_steps
 
     def __init__(
         self,
@@ -28,18 +49,62 @@ class StopAtUnlearn(L.Callback):
         every_n_steps: int,
         batch_size: int,
         max_new_tokens: int,
+        max_gap_steps: int = 20,
     ):
-        self.encoder, self.forget, self.target, self.every_n_steps = encoder, forget, target, every_n_steps
-        self.score_kwargs = dict(batch_size=batch_size, max_new_tokens=max_new_tokens)
+        self.encoder, self.forget, self.target = encoder, forget, target
+        self.every_n_steps, self.max_gap_steps = every_n_steps, max_gap_steps
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.reached = False  # whether the run stopped at the target, not at the step cap
+        self.seconds, self.checks, self.generated = 0.0, 0, 0  # time in checks; checks; those that generated
+        self.agreement: dict[str, deque[float]] = {}  # per split, over the last epoch's batches
+        self.start: dict[str, float] = {}  # per split, at the first step
+        self.checked: list[tuple[float, float]] = [(0.0, 1.0)]  # (progress, recall) at the start and each check
+        self.last_step, self.due = 0, self.PROGRESS_STEP
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step % self.every_n_steps:
+        epoch = max(1, int(trainer.num_training_batches))
+        for split, value in outputs["agreement"].items():
+            self.start.setdefault(split, float(value))
+            self.agreement.setdefault(split, deque(maxlen=epoch)).append(float(value))
+        since = trainer.global_step - self.last_step
+        progress = self.progress()
+        if since < self.every_n_steps or (progress < self.due and since < self.max_gap_steps):
             return
-        score = score_set(pl_module.model, self.encoder, self.forget, desc=None, **self.score_kwargs)
-        pl_module.log("unlearn/forget_rougeL_recall", score["rougeL_recall"])
-        if score["rougeL_recall"] <= self.target:
+        start = time.perf_counter()
+        recall, generated = self.check(pl_module.model)
+        self.seconds += time.perf_counter() - start
+        self.last_step = trainer.global_step
+        if recall <= self.target:
             trainer.should_stop = self.reached = True
+        elif generated:
+            # Near the target, where recall wanders up and down, every ``every_n_steps``.
+            self.due = -math.inf if recall - self.target <= self.NEAR else self.crossing(progress, recall)
+            self.checked.append((progress, recall))
+        else:
+            self.due = progress + self.PROGRESS_STEP
+
+    def progress(self) -> float:
+        """Mean over splits of |agreement over the last epoch − agreement at the first step|."""
+        moved = [abs(sum(window) / len(window) - self.start[split]) for split, window in self.agreement.items()]
+        return sum(moved) / len(moved)
+
+    def check(self, model) -> tuple[float, bool]:
+        """The generated recall, or its lower bound if that is above the target; and whether generated."""
+        self.checks += 1
+        bound = rouge_lower_bound(model, self.encoder, self.forget, self.batch_size)
+        if bound > self.target:
+            return bound, False
+        self.generated += 1
+        kwargs = dict(batch_size=self.batch_size, max_new_tokens=self.max_new_tokens, desc=None)
+        return score_set(model, self.encoder, self.forget, **kwargs)["rougeL_recall"], True
+
+    def crossing(self, progress: float, recall: float) -> float:
+        """The progress at which recall should reach the target: on the line through this check and
+        the last generated one it fell from (or the start); ``PROGRESS_STEP`` on if it has not fallen."""
+        for before, recall_before in (self.checked[-1], self.checked[0]):
+            if recall_before > recall and progress > before:
+                return progress + (recall - self.target) * (progress - before) / (recall_before - recall)
+        return progress + self.PROGRESS_STEP
 
 
 class EvalCurve(L.Callback):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -48,7 +50,9 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
         return done
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    inputs = load_inputs(cfg)
+    seconds: dict[str, float] = {}  # per stage, metrics.json "seconds"
+    with timed(seconds, "inputs"):
+        inputs = load_inputs(cfg)
     L.seed_everything(cfg.seed, workers=True)
     model, tokenizer = load_pretrained(inputs.full_dir, cfg.model)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
@@ -57,34 +61,44 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     callbacks, stop = unlearning_callbacks(cfg, encoder, inputs.eval_data, output_dir)
     trainer = instantiate(cfg.trainer, max_epochs=cfg.unlearn.epochs, logger=loggers or False, callbacks=callbacks)
     device = trainer.strategy.root_device
-    base_scores = base_eval(model.to(device), encoder, inputs.source, cfg, inputs.full_dir)
+    with timed(seconds, "base_eval"):
+        base_scores = base_eval(model.to(device), encoder, inputs.source, cfg, inputs.full_dir)
     model = with_lora(model, cfg.model.lora, "unlearn")  # with LoRA, only the adapters unlearn
 
     count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)
-    forget, attack_stats, defense_stats = forget_set(components, inputs.forget, model, encoder, count_tokens)
-    unlearn(cfg, components, trainer, model, encoder, forget, inputs.retain)
+    with timed(seconds, "forget_set"):
+        forget, attack_stats, defense_stats = forget_set(components, inputs.forget, model, encoder, count_tokens)
+    with timed(seconds, "unlearn"):  # the stop checks included (also apart: stop_check)
+        unlearn(cfg, components, trainer, model, encoder, forget, inputs.retain)
+    if stop is not None:
+        seconds["stop_check"] = round(stop.seconds, 2)
     if components.after_unlearning is not None:
-        defense_stats |= components.after_unlearning(model, encoder, inputs.retain, cfg.trainer)
+        with timed(seconds, "after_unlearning"):
+            defense_stats |= components.after_unlearning(model, encoder, inputs.retain, cfg.trainer)
 
-    metrics = {
-        **evaluate_model(
+    with timed(seconds, "eval"):
+        scores = evaluate_model(
             model.to(device),
             encoder,
             cfg.eval,
             cfg.data,
             inputs.eval_data,
             lambda: load_pretrained(inputs.retain_dir, cfg.model)[0].to(device),
-        ),
+        )
+    metrics = {
+        **scores,
         "attack": attack_stats,
         "defense": defense_stats or None,
         "unlearn_steps": trainer.global_step,
         "reached_stop_at_unlearn": None if stop is None else stop.reached,
+        "stop_checks": None if stop is None else {"checks": stop.checks, "generated": stop.generated},
         "base_model": base_scores,
         "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
         | {"seed": cfg.seed, "finetune_seed": cfg.finetune.seed},
         "eval_device": str(device),
         "provenance": provenance(device),
         "wall_seconds": round(time.time() - start, 2),
+        "seconds": seconds,
         "config_hash": config_hash(cfg),
     }
     if trainer.is_global_zero:  # under DDP every rank holds the same (gathered) metrics; one reports them
@@ -127,6 +141,7 @@ def unlearning_callbacks(cfg: DictConfig, encoder: QAEncoder, eval_data: EvalDat
             cfg.unlearn.stop_check_every_n_steps,
             cfg.eval.batch_size,
             cfg.eval.max_new_tokens,
+            cfg.unlearn.stop_check_max_gap_steps,
         )
         callbacks.append(stop)
     if cfg.eval.curve_every_n_steps is not None:
@@ -192,6 +207,14 @@ def report(cfg: DictConfig, metrics: dict, loggers: list, step: int, output_dir:
     log_results(loggers, metrics, step, curve_png)
     print(format_table(metrics))
     log.info("Wrote %s", path)
+
+
+@contextmanager
+def timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the block's wall-clock seconds as ``seconds[stage]``."""
+    start = time.perf_counter()
+    yield
+    seconds[stage] = round(time.perf_counter() - start, 2)
 
 
 def _choice(cfg: DictConfig, key: str) -> str:

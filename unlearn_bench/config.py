@@ -36,9 +36,11 @@ class StageConfig:
     scheduler: str = "constant"
     warmup_ratio: float = 0.0
     seed: int = 0
-    # Unlearning only: stop once forget ROUGE-L recall <= this (checked every n steps); null = never.
+    # Unlearning only: stop once forget ROUGE-L recall <= this (checks at least every_n and at
+    # most max_gap steps apart, see callbacks.StopAtUnlearn); null = never.
     stop_at_unlearn: Any = None
     stop_check_every_n_steps: int = 2
+    stop_check_max_gap_steps: int = 20
 
     def check(self, where: str) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -49,8 +51,11 @@ class StageConfig:
             raise ConfigError(f"{where}.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         if self.stop_at_unlearn is not None and not 0 <= self.stop_at_unlearn <= 1:
             raise ConfigError(f"{where}.stop_at_unlearn={self.stop_at_unlearn} must be null or in [0, 1]")
-        if self.stop_check_every_n_steps < 1:
-            raise ConfigError(f"{where}.stop_check_every_n_steps must be >= 1")
+        if not 1 <= self.stop_check_every_n_steps <= self.stop_check_max_gap_steps:
+            raise ConfigError(
+                f"{where}.stop_check_every_n_steps={self.stop_check_every_n_steps} must be >= 1 and "
+                f"<= {where}.stop_check_max_gap_steps={self.stop_check_max_gap_steps}"
+            )
         _check_optimizer(where, self.optimizer)
 
 

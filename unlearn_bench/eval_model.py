@@ -8,7 +8,6 @@ import hydra
 from omegaconf import DictConfig
 
 from unlearn_bench.console import logging_kept, one_line_errors, quiet_library_warnings
-from unlearn_bench.preflight import check_eval
 from unlearn_bench.resolvers import register_resolvers
 
 register_resolvers()
@@ -17,6 +16,8 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval_model")
 def main(cfg: DictConfig) -> None:
     quiet_library_warnings()
+    from unlearn_bench.preflight import check_eval  # torch, transformers, datasets: not for --help
+
     with one_line_errors():
         check_eval(cfg)
         with logging_kept("lightning.pytorch", "lightning.fabric"):  # imported after the checks: fast errors

@@ -7,10 +7,8 @@ data, so the embedded default needs no download.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 
 import torch
@@ -19,7 +17,6 @@ from omegaconf import DictConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from unlearn_bench.cache import building, cache_key
-from unlearn_bench.data.qa import IGNORE_INDEX
 from unlearn_bench.tokenizer import train_tokenizer
 
 
@@ -40,37 +37,6 @@ def load_pretrained(path: str | Path, model_cfg: DictConfig):
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
         enable()
     return model, tokenizer
-
-
-def answer_forward(model, batch, output_hidden_states: bool = False):
-    """The model's output on a QA batch (``input_ids``, ``attention_mask``, ``labels``), with logits
-    only from the first position that predicts an answer token on, and that position.
-
-    Prompt positions predict no answer token, so no loss or score reads their logits: skipping
-    them saves their share of the output layer and of its ``[positions, vocab]`` tensor, the
-    largest of a step at a real vocabulary. Models whose forward has no ``logits_to_keep``
-    (transformers' name for it) return every position, at offset 0."""
-    labels = batch["labels"][:, 1:]
-    answered = (labels != IGNORE_INDEX).any(0).nonzero()
-    offset = int(answered[0]) if len(answered) and _keeps_logits(_unwrapped_type(model)) else 0
-    kwargs = {"logits_to_keep": labels.shape[1] + 1 - offset} if offset else {}
-    out = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        output_hidden_states=output_hidden_states,
-        **kwargs,
-    )
-    return out, offset
-
-
-def _unwrapped_type(model) -> type:
-    get_base = getattr(model, "get_base_model", None)  # peft passes the keyword through to it
-    return type(get_base() if get_base is not None else model)
-
-
-@cache
-def _keeps_logits(model_type: type) -> bool:
-    return "logits_to_keep" in inspect.signature(model_type.forward).parameters
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import torch
 from transformers import get_scheduler
 
 from unlearn_bench.lora import frozen_reference
-from unlearn_bench.losses import ComposedLoss
+from unlearn_bench.losses import ComposedLoss, ForwardCache
 
 
 class ComposedLossModule(L.LightningModule):
@@ -43,12 +43,15 @@ class ComposedLossModule(L.LightningModule):
         return self
 
     def training_step(self, batch, batch_idx):
-        total, parts = self.loss(self.model, batch, self.reference)
+        cache = ForwardCache(self.model, batch, self.reference, self.loss.needs_hidden_states)
+        total, parts = self.loss(self.model, batch, self.reference, cache)
         size = len(next(iter(batch.values()))["input_ids"])
         self.log("train/loss", total, prog_bar=True, batch_size=size)
         for name, value in parts.items():
             self.log(f"train/{name}", value, batch_size=size)
-        return total
+        # How much of each split the model still predicts: what the stop check
+        # (callbacks.StopAtUnlearn) follows between its generation checks.
+        return {"loss": total, "agreement": {split: cache.greedy_agreement(split) for split in batch}}
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory([p for p in self.model.parameters() if p.requires_grad])

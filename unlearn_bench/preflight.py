@@ -17,7 +17,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from unlearn_bench.attacks import Attack
 from unlearn_bench.config import check_arguments, validate
-from unlearn_bench.data.multiple_choice import load_multiple_choice
 from unlearn_bench.errors import ArgumentError, ConfigError, DataError, Problems, problem_lines
 from unlearn_bench.folders import check_writable, model_path
 from unlearn_bench.losses import ComposedLoss
@@ -213,6 +212,8 @@ def _named_splits(cfg: DictConfig, training: bool) -> Iterator[tuple[str, object
 
 def _read_split(source, key: str, split) -> bool:
     """Read (and so check) the split or multiple-choice set that ``key`` names; True once read."""
+    from unlearn_bench.data.multiple_choice import load_multiple_choice  # with datasets: once the config is sound
+
     hint = "; or set data.holdout_split=null to skip the membership inference" if key == "data.holdout_split" else ""
     try:
         if key.startswith("data.multiple_choice_sets."):

@@ -6,7 +6,6 @@ import re
 
 from omegaconf import OmegaConf
 
-from unlearn_bench.data.derived import DEFAULT_REFUSALS
 from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES
 
 
@@ -25,6 +24,14 @@ def holdout_of(forget_split: str) -> str:
     return forget_split.replace("forget", "holdout")
 
 
+def default_refusals() -> list[str]:
+    """IDK's refusal answers; imported when a config resolves them, as their module imports
+    ``datasets`` (seconds), which ``--help`` and config errors should not wait for."""
+    from unlearn_bench.data.derived import DEFAULT_REFUSALS
+
+    return list(DEFAULT_REFUSALS)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("retain_of"):
         OmegaConf.register_new_resolver("retain_of", retain_of)
@@ -33,4 +40,4 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("default_attack_templates"):
         OmegaConf.register_new_resolver("default_attack_templates", lambda: list(DEFAULT_ATTACK_TEMPLATES))
     if not OmegaConf.has_resolver("default_refusals"):
-        OmegaConf.register_new_resolver("default_refusals", lambda: list(DEFAULT_REFUSALS))
+        OmegaConf.register_new_resolver("default_refusals", default_refusals)

@@ -4,10 +4,13 @@ An attack is any object a config's ``attack.transform`` builds by ``_target_`` t
 :class:`Attack`; the cell applies it to the forget set before unlearning and records its stats.
 """
 
-from collections.abc import Callable
-from typing import Protocol
+from __future__ import annotations
 
-from datasets import Dataset
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # datasets takes a second to import; --help and config errors need not wait
+    from datasets import Dataset
 
 from unlearn_bench.attacks.stealthy import StealthyAttack, token_insertion_rate
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from datasets import Dataset
+if TYPE_CHECKING:  # datasets takes a second to import; --help and config errors need not wait
+    from datasets import Dataset
 
 from unlearn_bench.data.templates import DEFAULT_ATTACK_TEMPLATES, apply_template
 from unlearn_bench.errors import ArgumentError
@@ -73,7 +75,7 @@ class StealthyAttack:
         questions = list(forget["question"])
         for i in self.chosen(len(questions)):
             questions[i] = apply_template(rng.choice(self.templates), questions[i])
-        return Dataset.from_dict({**forget.to_dict(), "question": questions}, features=forget.features)
+        return type(forget).from_dict({**forget.to_dict(), "question": questions}, features=forget.features)
 
 
 def token_insertion_rate(count_tokens: Callable[[str], int], clean: Dataset, attacked: Dataset) -> float:

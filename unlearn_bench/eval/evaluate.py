@@ -68,6 +68,31 @@ def score_set(
     return scores
 
 
+def rouge_lower_bound(model, encoder: QAEncoder, data: Dataset, batch_size: int) -> float:
+    """A lower bound on :func:`score_set`'s ROUGE-L recall from one teacher-forced pass, without
+    generating.
+
+    Greedy generation reproduces a reference answer up to the first token whose teacher-forced
+    argmax is wrong, so the generated answer begins with that prefix: its words but the last
+    (perhaps cut) one are words of the generated answer too, and their LCS with the reference
+    is at most the generated answer's. An answer whose every token, EOS included, is the argmax
+    is generated exactly."""
+    answers = list(data["answer"])
+    tokens = answer_tokens(model, encoder, list(data["question"]), answers, batch_size, desc=None)
+    prefixes = []
+    for answer, scored in zip(answers, tokens, strict=True):
+        wrong = (~scored.correct).nonzero()
+        if len(wrong) == 0 and scored.ends_with_eos:
+            prefixes.append(answer)
+            continue
+        cut = int(wrong[0]) if len(wrong) else len(scored.correct)
+        words = encoder.decode_answer(encoder.answer_ids(answer, eos=False)[:cut]).split()
+        prefixes.append(" ".join(words[:-1]))
+    metric = RougeLRecall()
+    metric.update(prefixes, answers)
+    return float(metric.compute())
+
+
 def longest_answer(encoder: QAEncoder, answers: list[str]) -> int:
     """Tokens of the longest reference answer, end-of-sequence included."""
     return max((len(encoder.answer_ids(a)) for a in answers), default=0)

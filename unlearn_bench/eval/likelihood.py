@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 from tqdm.auto import tqdm
 
+from unlearn_bench.answer_logits import answer_forward
 from unlearn_bench.data.qa import IGNORE_INDEX, QAEncoder
 from unlearn_bench.eval.distributed import sharded
 from unlearn_bench.eval.memorization import (
@@ -17,7 +18,7 @@ from unlearn_bench.eval.memorization import (
     MinKProbability,
 )
 from unlearn_bench.eval.tofu_metrics import AnswerProbability, TruthRatio
-from unlearn_bench.model import answer_forward, evaluating
+from unlearn_bench.model import evaluating
 
 
 class AnswerTokens(NamedTuple):
@@ -43,21 +44,21 @@ def answer_tokens(
     questions: list[str],
     answers: list[str],
     batch_size: int = 64,
-    desc: str = "nll",
+    desc: str | None = "nll",
     eos: bool = True,
 ) -> list[AnswerTokens]:
     """Teacher-forced scores of each answer's tokens (EOS included unless ``eos=False``) given its
-    question, in order. Under DDP each rank scores a share."""
+    question, in order (``desc=None``: no progress bar). Under DDP each rank scores a share."""
     rows = [encoder.encode(q, a, eos) for q, a in zip(questions, answers, strict=True)]
     tokens = sharded(lambda part: _answer_tokens(model, encoder, part, batch_size, desc), rows)
     eos_id = encoder.tokenizer.eos_token_id
     return [t._replace(ends_with_eos=eos and row["labels"][-1] == eos_id) for t, row in zip(tokens, rows, strict=True)]
 
 
-def _answer_tokens(model, encoder: QAEncoder, rows: list[dict], batch_size: int, desc: str) -> list[AnswerTokens]:
+def _answer_tokens(model, encoder: QAEncoder, rows: list[dict], batch_size: int, desc: str | None):
     out: list[AnswerTokens] = []
     with evaluating(model):
-        for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
+        for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False, disable=desc is None):
             batch = {k: v.to(model.device) for k, v in encoder.collate(rows[start : start + batch_size]).items()}
             output, offset = answer_forward(model, batch)  # logits from the first answer-predicting position
             logits, labels = output.logits[:, :-1], batch["labels"][:, offset + 1 :]

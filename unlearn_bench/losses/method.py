@@ -7,9 +7,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from unlearn_bench.answer_logits import answer_forward
 from unlearn_bench.data.qa import IGNORE_INDEX
 from unlearn_bench.losses.terms import LossTerm, answer_nll, per_sample_sum
-from unlearn_bench.model import answer_forward
 
 
 class ForwardCache:
@@ -72,6 +72,15 @@ class ForwardCache:
         """``[batch, seq-1, hidden]`` output of decoder layer ``layer`` (0 = embeddings)."""
         return self.outputs(which, split).hidden_states[layer][:, :-1].float()
 
+    def greedy_agreement(self, split: str) -> Tensor:
+        """Share of the split's answer tokens that are the trained model's most likely next token,
+        teacher-forced: a by-product of the forward pass (no gradient), and the cheap signal of
+        how much of the split the model still reproduces."""
+        rows, cols = self.answer_positions(split)
+        with torch.no_grad():
+            predicted = self.outputs("model", split).logits[rows, cols - self._offsets[split]].argmax(-1)
+            return (predicted == self.batch[split]["labels"][rows, cols + 1]).float().mean()
+
     def _answer_nll(self, which: str, split: str) -> tuple[Tensor, Tensor]:
         if (which, split) not in self._nll:
             logits = self.outputs(which, split).logits  # from prediction position offset on
@@ -125,8 +134,11 @@ class ComposedLoss(nn.Module):
     def needs_hidden_states(self) -> bool:
         return any(term.needs_hidden_states for term in self.terms.values())
 
-    def forward(self, model: nn.Module, batch, reference: nn.Module | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        cache = ForwardCache(model, batch, reference, self.needs_hidden_states)
+    def forward(
+        self, model: nn.Module, batch, reference: nn.Module | None = None, cache: ForwardCache | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``cache``: the batch's forward passes, when the caller reads them too."""
+        cache = cache or ForwardCache(model, batch, reference, self.needs_hidden_states)
         parts = {name: term(cache) for name, term in self.terms.items()}
         total = sum(self.terms[name].weight * value for name, value in parts.items())
         return total, parts
