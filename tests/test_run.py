@@ -177,6 +177,8 @@ def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_pat
         "unlearn_steps",
         "config_hash",
         "reached_stop_at_unlearn",
+        "stop_checks",
+        "seconds",
     }
     assert metrics["retain_model_dir"] == str(retain)
     assert metrics["forget_quality"] == pytest.approx(1.0)

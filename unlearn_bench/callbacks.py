@@ -59,7 +59,7 @@ class StopAtUnlearn(L.Callback):
         self.agreement: dict[str, deque[float]] = {}  # per split, over the last epoch's batches
         self.start: dict[str, float] = {}  # per split, at the first step
         self.checked: list[tuple[float, float]] = [(0.0, 1.0)]  # (progress, recall) at the start and each check
-        self.last_step, self.due = 0, self.PROGRESS_STEP
+        self.last_step, self.due = 0, 0.0  # the first check at every_n_steps
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         epoch = max(1, int(trainer.num_training_batches))
