@@ -129,6 +129,21 @@ def test_a_cell_whose_config_changed_is_not_skipped(tmp_path):
     assert completed_metrics(tmp_path, cfg) is None
 
 
+def test_a_cell_another_run_directory_already_ran_is_copied_not_run(tmp_path):
+    """table3_su's cells without a defense are table2_attack's attacked cells: same config hash."""
+    register_resolvers()
+    cache = f"paths.cache_dir={tmp_path / 'cache'}"
+    with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
+        table2 = compose("config", overrides=["experiment=smoke", "attack=sa", "sweep.name=table2_attack", cache])
+        table3 = compose("config", overrides=["experiment=smoke", "attack=sa", "sweep.name=table3_su", cache])
+        curves = compose("config", overrides=["experiment=smoke", "eval.curve_every_n_steps=2", cache])
+    for name, cfg in (("table2", table2), ("curves", curves)):
+        write_metrics(tmp_path / name, {"unlearn": 0.1, "config_hash": config_hash(cfg)}, cfg.paths.cache_dir)
+    assert completed_metrics(tmp_path / "elsewhere", table3)["unlearn"] == 0.1
+    assert json.loads((tmp_path / "elsewhere" / "metrics.json").read_text())["unlearn"] == 0.1
+    assert completed_metrics(tmp_path / "curves_elsewhere", curves) is None  # its curve.csv is not cached
+
+
 def wandb_records(run_file: Path) -> list:
     """The records of an offline W&B run file (what `wandb sync` uploads): a 7-byte header, then
     32 KiB blocks of records, each with a 7-byte header (CRC32, length, type: full/first/middle/last)."""

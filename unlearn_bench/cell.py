@@ -201,7 +201,7 @@ def unlearn(
 
 def report(cfg: DictConfig, metrics: dict, loggers: list, step: int, output_dir: Path) -> None:
     """metrics.json, the curve plot, the loggers' final values and the console table."""
-    path = write_metrics(output_dir, metrics)
+    path = write_metrics(output_dir, metrics, cfg.paths.cache_dir)
     curve = output_dir / "curve.csv" if cfg.eval.curve_every_n_steps is not None else None
     curve_png = plot_curves({"": curve}, output_dir / "curve.png") if curve else None
     log_results(loggers, metrics, step, curve_png)

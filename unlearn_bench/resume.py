@@ -1,6 +1,10 @@
 """Resuming a sweep: a cell is done when its run directory holds a complete metrics.json written
 from the same config. metrics.json is renamed into place only once complete and records a hash of
-the config, so an interrupted cell runs again, and so does one whose config has changed since."""
+the config, so an interrupted cell runs again, and so does one whose config has changed since.
+
+A copy of each metrics.json is kept in the cache under its config hash, so a cell that another
+sweep (or run directory) already ran with the same config, e.g. table3_su's cells without a
+defense, which are table2_attack's attacked cells, is copied rather than run again."""
 
 from __future__ import annotations
 
@@ -58,7 +62,9 @@ def read_metrics(file: Path, required: tuple[str, ...] = ()) -> tuple[dict | Non
 
 
 def completed_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
-    """The metrics of a finished run of this very config in ``output_dir``, else None."""
+    """The metrics of a finished run of this very config: in ``output_dir``, else a copy of
+    another run directory's from the cache (written to ``output_dir`` too), else None. A cell with
+    curves is only ever taken from its own directory (curve.csv is not cached)."""
     path = Path(output_dir) / "metrics.json"
     metrics, problem = read_metrics(path)
     if problem is not None:
@@ -67,9 +73,29 @@ def completed_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
     if metrics is not None and metrics.get("config_hash") != config_hash(cfg):
         log.warning("%s was written from another config; running the cell again", path)
         return None
+    if metrics is None and cfg.eval.get("curve_every_n_steps") is None:
+        metrics = _cached(cfg)
+        if metrics is not None:
+            write_metrics(output_dir, metrics)
     return metrics
 
 
-def write_metrics(output_dir: Path, metrics: dict) -> Path:
-    """Write metrics.json so that it is always complete: a scratch file renamed into place."""
+def write_metrics(output_dir: Path, metrics: dict, cache_dir: str | Path | None = None) -> Path:
+    """Write metrics.json so that it is always complete (a scratch file renamed into place), and
+    a cell's copy in the cache under its config hash (``cache_dir`` given)."""
+    if cache_dir is not None:
+        (Path(cache_dir) / "cells").mkdir(parents=True, exist_ok=True)
+        write_json(Path(cache_dir) / "cells" / f"{metrics['config_hash']}.json", metrics)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
     return write_json(Path(output_dir) / "metrics.json", metrics)
+
+
+def _cached(cfg: DictConfig) -> dict | None:
+    path = Path(cfg.paths.cache_dir) / "cells" / f"{config_hash(cfg)}.json"
+    metrics, problem = read_metrics(path, required=("config_hash",))
+    if metrics is None or metrics["config_hash"] != config_hash(cfg):
+        if problem is not None:
+            log.warning("%s: %s", path, problem)
+        return None
+    log.info("The same config already ran (%s): its metrics are copied, not computed again", path)
+    return metrics
