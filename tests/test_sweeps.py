@@ -20,7 +20,7 @@ from wandb.proto import wandb_internal_pb2
 from conftest import TINY, TINY_SYNTH
 from unlearn_bench.report.cli import main as report_main
 from unlearn_bench.resolvers import register_resolvers
-from unlearn_bench.resume import completed_metrics, config_hash, write_metrics
+from unlearn_bench.resume import completed_metrics, config_hash, copied_metrics, write_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -139,9 +139,10 @@ def test_a_cell_another_run_directory_already_ran_is_copied_not_run(tmp_path):
         curves = compose("config", overrides=["experiment=smoke", "eval.curve_every_n_steps=2", cache])
     for name, cfg in (("table2", table2), ("curves", curves)):
         write_metrics(tmp_path / name, {"unlearn": 0.1, "config_hash": config_hash(cfg)}, cfg.paths.cache_dir)
-    assert completed_metrics(tmp_path / "elsewhere", table3)["unlearn"] == 0.1
-    assert json.loads((tmp_path / "elsewhere" / "metrics.json").read_text())["unlearn"] == 0.1
-    assert completed_metrics(tmp_path / "curves_elsewhere", curves) is None  # its curve.csv is not cached
+    assert completed_metrics(tmp_path / "elsewhere", table3) is None  # not in its own folder
+    assert copied_metrics(tmp_path / "elsewhere", table3)["unlearn"] == 0.1
+    assert completed_metrics(tmp_path / "elsewhere", table3)["unlearn"] == 0.1  # now it is
+    assert copied_metrics(tmp_path / "curves_elsewhere", curves) is None  # its curve.csv is not cached
 
 
 def wandb_records(run_file: Path) -> list:

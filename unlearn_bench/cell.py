@@ -32,7 +32,7 @@ from unlearn_bench.module import ComposedLossModule
 from unlearn_bench.preflight import Components
 from unlearn_bench.provenance import provenance
 from unlearn_bench.report.plots import plot_curves
-from unlearn_bench.resume import completed_metrics, config_hash, write_metrics
+from unlearn_bench.resume import completed_metrics, config_hash, copied_metrics, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     done = completed_metrics(output_dir, cfg) if cfg.skip_completed else None
     if done is not None:
         log.info("Skipping the cell: %s already holds its metrics.json (skip_completed=false reruns it)", output_dir)
+        return done
+    done = copied_metrics(output_dir, cfg) if cfg.skip_completed else None
+    if done is not None:
         return done
     output_dir.mkdir(parents=True, exist_ok=True)
 

@@ -62,9 +62,7 @@ def read_metrics(file: Path, required: tuple[str, ...] = ()) -> tuple[dict | Non
 
 
 def completed_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
-    """The metrics of a finished run of this very config: in ``output_dir``, else a copy of
-    another run directory's from the cache (written to ``output_dir`` too), else None. A cell with
-    curves is only ever taken from its own directory (curve.csv is not cached)."""
+    """The metrics of a finished run of this very config in ``output_dir``, else None."""
     path = Path(output_dir) / "metrics.json"
     metrics, problem = read_metrics(path)
     if problem is not None:
@@ -73,10 +71,22 @@ def completed_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
     if metrics is not None and metrics.get("config_hash") != config_hash(cfg):
         log.warning("%s was written from another config; running the cell again", path)
         return None
-    if metrics is None and cfg.eval.get("curve_every_n_steps") is None:
-        metrics = _cached(cfg)
-        if metrics is not None:
-            write_metrics(output_dir, metrics)
+    return metrics
+
+
+def copied_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
+    """The metrics another run directory wrote from the same config, copied from the cache into
+    ``output_dir``; else None. A cell with curves is never copied (curve.csv is not cached)."""
+    if cfg.eval.get("curve_every_n_steps") is not None:
+        return None
+    path = Path(cfg.paths.cache_dir) / "cells" / f"{config_hash(cfg)}.json"
+    metrics, problem = read_metrics(path, required=("config_hash",))
+    if problem is not None:
+        log.warning("%s: %s", path, problem)
+    if metrics is None or metrics["config_hash"] != config_hash(cfg):
+        return None
+    log.info("Copying the cell's metrics.json from %s: the same config already ran elsewhere", path)
+    write_metrics(output_dir, metrics)
     return metrics
 
 
@@ -88,14 +98,3 @@ def write_metrics(output_dir: Path, metrics: dict, cache_dir: str | Path | None 
         write_json(Path(cache_dir) / "cells" / f"{metrics['config_hash']}.json", metrics)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     return write_json(Path(output_dir) / "metrics.json", metrics)
-
-
-def _cached(cfg: DictConfig) -> dict | None:
-    path = Path(cfg.paths.cache_dir) / "cells" / f"{config_hash(cfg)}.json"
-    metrics, problem = read_metrics(path, required=("config_hash",))
-    if metrics is None or metrics["config_hash"] != config_hash(cfg):
-        if problem is not None:
-            log.warning("%s: %s", path, problem)
-        return None
-    log.info("The same config already ran (%s): its metrics are copied, not computed again", path)
-    return metrics
