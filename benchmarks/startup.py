@@ -1,8 +1,8 @@
 """How long a bad input waits for its error, and what the start-up checks cost.
 
 Prints, measured in this run on this machine:
-- the seconds from launching ``unlearn-bench`` to its exit on a misspelt group option (Hydra's
-  error), on a bad knob (``attack.transform.p=1.5``) and on a malformed data file, against the
+- the seconds from launching ``unlearn-bench`` to its exit on ``--help``, on a misspelt group
+  option (Hydra's error), on a bad knob (``attack.transform.p=1.5``) and on a malformed data file, against the
   seconds Python needs just to ``import lightning`` (what every error waited for before the checks
   came first): the ratio is the share of that wait still left;
 - the seconds of :func:`~unlearn_bench.preflight.check_cell` itself (imports excluded) on the
@@ -74,6 +74,7 @@ def main() -> None:
     baseline = seconds([sys.executable, "-c", "import lightning"], env, args.repeats)
     rows = [("import lightning (the old wait before any error)", baseline)]
     cases = {
+        "--help": ["--help"],
         "method=foo (Hydra's error)": ["method=foo"],
         "attack=sa attack.transform.p=1.5": ["attack=sa", "attack.transform.p=1.5"],
         "a malformed forget split (data=tofu)": [

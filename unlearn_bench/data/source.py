@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-
-import datasets
-from datasets import Dataset, load_dataset
-from datasets.exceptions import DatasetGenerationError
+from typing import TYPE_CHECKING
 
 from unlearn_bench.cache import building, cache_key
 from unlearn_bench.data import synthetic
 from unlearn_bench.data.validation import STRING, STRINGS, check_rows
 from unlearn_bench.errors import ArgumentError, DataError
 from unlearn_bench.folders import looks_local
+
+if TYPE_CHECKING:  # datasets takes a second to import: the config checks (and --help) need not wait
+    from datasets import Dataset
 
 # A TOFU-format row: question and answer; eval splits add a paraphrase and perturbed answers.
 REQUIRED_FIELDS = {"question": STRING, "answer": STRING}
@@ -45,6 +45,8 @@ class TofuSource:
 
     def read(self, split: str) -> tuple[Dataset, str]:
         """A split as stored, unchecked, and where it came from (the file, or hub id and split)."""
+        from datasets import load_dataset
+
         folder = Path(self.path).expanduser()
         if folder.is_dir():
             return self._load_local(folder, split)
@@ -58,6 +60,9 @@ class TofuSource:
             ) from None
 
     def _load_local(self, folder: Path, split: str) -> tuple[Dataset, str]:
+        from datasets import load_dataset
+        from datasets.exceptions import DatasetGenerationError
+
         for suffix, builder in ((".json", "json"), (".jsonl", "json"), (".parquet", "parquet")):
             file = folder / f"{split}{suffix}"
             if file.exists():
@@ -83,6 +88,8 @@ class TofuSource:
 def quiet_datasets():
     """No progress bars for reading and writing small local files (seconds of work, one bar per
     file and per split otherwise); downloads from the hub keep theirs."""
+    import datasets
+
     was_disabled = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
     try:

@@ -20,8 +20,6 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset
-
 from unlearn_bench.data.templates import POLITE_FINETUNE_TEMPLATES, apply_template
 
 # Bumped whenever the same arguments start giving different records, so caches keyed on the
@@ -354,6 +352,8 @@ def generate(
 
 def write(directory: str | Path, **kwargs) -> Path:
     """Write every split as ``{split}.json`` (JSON Lines, TOFU's file layout) into ``directory``."""
+    from datasets import Dataset  # a second to import: not for the config checks that import this module
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for name, records in generate(**kwargs).items():

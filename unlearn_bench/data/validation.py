@@ -5,10 +5,12 @@ obscure error deep in training or eval."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-
-from datasets import Dataset
+from typing import TYPE_CHECKING
 
 from unlearn_bench.errors import DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 Kind = tuple[str, Callable[[object], bool]]  # (what is expected, in words; the check)
 
