@@ -109,7 +109,8 @@ def run_project(cfg, model, encoder, data, clock: StepClock, out: str) -> None:
     datamodule = QADataModule(data, encoder, cfg.unlearn.batch_size, epoch_split="forget", paired=loss.paired)
     logger = instantiate(cfg.logger, save_dir=out)
     trainer = instantiate(cfg.trainer, max_steps=clock.total, logger=logger, callbacks=[Clock()])
-    module = ComposedLossModule(model, loss, instantiate(cfg.unlearn.optimizer), cfg.unlearn.scheduler)
+    # with the agreement the default cell's stop check reads
+    module = ComposedLossModule(model, loss, instantiate(cfg.unlearn.optimizer), cfg.unlearn.scheduler, agreement=True)
     trainer.fit(module, datamodule)
 
 

@@ -27,15 +27,16 @@ class StopAtUnlearn(L.Callback):
     follows a free signal of how far unlearning has moved the model: ``progress``, the mean over
     the training splits of how much the share of answer tokens the model predicts (teacher-forced
     argmax agreement, a by-product of each step, averaged over the last epoch's batches) has
-    changed since the first step: forget answers fall, IDK's refusals rise. Each check's recall and the progress it came
-    at give, through the previous check's (or the start's: progress 0, recall 1), the progress at
-    which recall should reach the target; the next check comes there, at least ``every_n_steps``
-    and at most ``max_gap_steps`` after the last, and every ``every_n_steps`` once recall is within
-    ``NEAR`` of the target (so the stop lands where checking every ``every_n_steps`` would).
-    A check first tries the exact
-    teacher-forced lower bound of the recall (:func:`~unlearn_bench.eval.evaluate.rouge_lower_bound`):
-    above the target, nothing needs generating. The stop itself is decided by the generated
-    ROUGE-L recall, the score the final eval reports.
+    changed since the first step: forget answers fall, IDK's refusals rise. Each check's recall
+    and the progress it came at give, through the previous check's (or the start's: progress 0,
+    recall 1), the progress at which recall should reach the target; the next check comes there,
+    at least ``every_n_steps`` and at most ``max_gap_steps`` after the last, and every
+    ``every_n_steps`` once recall is within ``NEAR`` of the target (so the stop lands where
+    checking every ``every_n_steps`` would). A check first tries the exact teacher-forced lower
+    bound of the recall (:func:`~unlearn_bench.eval.evaluate.rouge_lower_bound`): above the
+    target, nothing needs generating. The stop itself is decided by the generated ROUGE-L recall,
+    the score the final eval reports. Its module must return the agreement
+    (``ComposedLossModule(..., agreement=True)``).
     """
 
     PROGRESS_STEP = 0.05  # progress between checks until recall is seen to fall

@@ -199,7 +199,9 @@ def unlearn(
         paired=loss.paired,
     )
     optimizer = instantiate(cfg.unlearn.optimizer)
-    trainer.fit(ComposedLossModule(model, loss, optimizer, cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio), datamodule)
+    stopping = cfg.unlearn.stop_at_unlearn is not None  # the stop check follows each step's agreement
+    module = ComposedLossModule(model, loss, optimizer, cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio, stopping)
+    trainer.fit(module, datamodule)
 
 
 def report(cfg: DictConfig, metrics: dict, loggers: list, step: int, output_dir: Path) -> None:

@@ -28,13 +28,16 @@ class ComposedLossModule(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: str = "constant",
         warmup_ratio: float = 0.0,
+        agreement: bool = False,
     ):
+        """``agreement``: each step also returns, per split, the share of answer tokens the model
+        still predicts (what :class:`~unlearn_bench.callbacks.StopAtUnlearn` follows)."""
         super().__init__()
         self.model, self.loss, self.optimizer_factory = model, loss, optimizer
         self.model.train()  # from_pretrained returns eval mode (dropout off); train it as a trainee
         # The model before this stage, frozen, shared by every term that reads it.
         self.reference = frozen_reference(model) if loss.needs_reference else None
-        self.scheduler, self.warmup_ratio = scheduler, warmup_ratio
+        self.scheduler, self.warmup_ratio, self.agreement = scheduler, warmup_ratio, agreement
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -44,13 +47,13 @@ class ComposedLossModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         cache = ForwardCache(self.model, batch, self.reference, self.loss.needs_hidden_states)
-        total, parts = self.loss(self.model, batch, self.reference, cache)
+        total, parts = self.loss.on(cache)
         size = len(next(iter(batch.values()))["input_ids"])
         self.log("train/loss", total, prog_bar=True, batch_size=size)
         for name, value in parts.items():
             self.log(f"train/{name}", value, batch_size=size)
-        # How much of each split the model still predicts: what the stop check
-        # (callbacks.StopAtUnlearn) follows between its generation checks.
+        if not self.agreement:
+            return total
         return {"loss": total, "agreement": {split: cache.greedy_agreement(split) for split in batch}}
 
     def configure_optimizers(self):

@@ -79,11 +79,12 @@ def copied_metrics(output_dir: Path, cfg: DictConfig) -> dict | None:
     ``output_dir``; else None. A cell with curves is never copied (curve.csv is not cached)."""
     if cfg.eval.get("curve_every_n_steps") is not None:
         return None
-    path = Path(cfg.paths.cache_dir) / "cells" / f"{config_hash(cfg)}.json"
+    digest = config_hash(cfg)
+    path = _cell_copy(cfg.paths.cache_dir, digest)
     metrics, problem = read_metrics(path, required=("config_hash",))
     if problem is not None:
         log.warning("%s: %s", path, problem)
-    if metrics is None or metrics["config_hash"] != config_hash(cfg):
+    if metrics is None or metrics["config_hash"] != digest:
         return None
     log.info("Copying the cell's metrics.json from %s: the same config already ran elsewhere", path)
     write_metrics(output_dir, metrics)
@@ -94,7 +95,12 @@ def write_metrics(output_dir: Path, metrics: dict, cache_dir: str | Path | None 
     """Write metrics.json so that it is always complete (a scratch file renamed into place), and
     a cell's copy in the cache under its config hash (``cache_dir`` given)."""
     if cache_dir is not None:
-        (Path(cache_dir) / "cells").mkdir(parents=True, exist_ok=True)
-        write_json(Path(cache_dir) / "cells" / f"{metrics['config_hash']}.json", metrics)
+        copy = _cell_copy(cache_dir, metrics["config_hash"])
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        write_json(copy, metrics)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     return write_json(Path(output_dir) / "metrics.json", metrics)
+
+
+def _cell_copy(cache_dir: str | Path, digest: str) -> Path:
+    return Path(cache_dir) / "cells" / f"{digest}.json"

@@ -36,7 +36,7 @@ class ForwardCache:
 
     def outputs(self, which: str, split: str):
         """The model's output on the split: hidden states (if requested) at every position, logits
-        from the split's first answer-predicting position on (:func:`~unlearn_bench.model.answer_forward`)."""
+        from the split's first answer-predicting position on (:func:`~unlearn_bench.answer_logits.answer_forward`)."""
         if (which, split) not in self._outputs:
             if split not in self.batch:
                 raise KeyError(f"a loss term reads split {split!r}, but the batch has {sorted(self.batch)}")
@@ -134,11 +134,11 @@ class ComposedLoss(nn.Module):
     def needs_hidden_states(self) -> bool:
         return any(term.needs_hidden_states for term in self.terms.values())
 
-    def forward(
-        self, model: nn.Module, batch, reference: nn.Module | None = None, cache: ForwardCache | None = None
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """``cache``: the batch's forward passes, when the caller reads them too."""
-        cache = cache or ForwardCache(model, batch, reference, self.needs_hidden_states)
+    def forward(self, model: nn.Module, batch, reference: nn.Module | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.on(ForwardCache(model, batch, reference, self.needs_hidden_states))
+
+    def on(self, cache: ForwardCache) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss on a batch's forward passes, for a caller that reads them too."""
         parts = {name: term(cache) for name, term in self.terms.items()}
         total = sum(self.terms[name].weight * value for name, value in parts.items())
         return total, parts
