@@ -237,6 +237,15 @@ def test_tensorboard_and_csv_loggers_hold_the_config_and_final_metrics(tmp_path,
     assert hparams["unlearn"]["batch_size"] == 8
 
 
+def test_a_copied_cell_still_reports_its_final_scores_to_its_loggers(tmp_path, cache_dir):
+    first = run_cell(tmp_path / "first", cache_dir, "logger=none", "seed=7")
+    second = run_cell(tmp_path / "second", cache_dir, "logger=csv", "seed=7")  # the logger is not in the hash
+    assert second == first  # copied, not run again
+    rows = next((tmp_path / "second" / "csv").rglob("metrics.csv")).read_text().splitlines()
+    final = [dict(zip(rows[0].split(","), r.split(","))) for r in rows[1:]]
+    assert float(next(r["final/unlearn"] for r in final if r["final/unlearn"])) == pytest.approx(first["unlearn"])
+
+
 def test_joblib_runs_cells_in_parallel_and_fine_tunes_each_model_once(tmp_path):
     sweep = tmp_path / "parallel"
     cmd = sweep_cmd(

@@ -49,7 +49,10 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
         log.info("Skipping the cell: %s already holds its metrics.json (skip_completed=false reruns it)", output_dir)
         return done
     done = copied_metrics(output_dir, cfg) if cfg.skip_completed else None
-    if done is not None:
+    if done is not None:  # its final scores still go to this run's loggers (its per-step losses do not)
+        loggers = [instantiate(cfg.logger)] if cfg.logger else []
+        log_config(loggers, cfg)
+        log_results(loggers, done, done["unlearn_steps"], None)
         return done
     output_dir.mkdir(parents=True, exist_ok=True)
 
