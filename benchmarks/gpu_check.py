@@ -5,23 +5,26 @@ locally trained tokenizer and given as published checkpoints (``finetune.full_mo
 ``finetune.retain_model``, so nothing is fine-tuned), it
 1. runs a cell of each with GD and with NPO through ``run_cell`` (unlearning, then every eval)
    on the synthetic data, and reads the eval device from metrics.json;
-2. times the unlearning step (GD): the project's LightningModule under the trainer config
+2. times greedy generation of ``--new-tokens`` tokens (untrained random weights never stop early);
+3. times the unlearning step (GD): the project's LightningModule under the trainer config
    against a bare PyTorch loop (same model, batches, optimizer, precision and clipping),
    interleaved rounds, best round each; and measures the training peak of GPU memory (GD and
    NPO) against the estimate README's table uses;
-3. times greedy generation of ``--new-tokens`` tokens (random weights never stop early).
+4. where DeepSpeed is installed, runs the 1B shape's NPO cell (full unlearning with a reference
+   model) under ``trainer=deepspeed`` (ZeRO-2, the optimizer configs' fused AdamW).
 
     python benchmarks/gpu_check.py               # one CUDA GPU; under 8 minutes on an H100
     python benchmarks/gpu_check.py --cpu         # tiny shapes on the CPU (the test suite runs this)
 
 It ends with one line per model: ``gpu_check model=... eval_device=... lightning/bare=... gen_tokens_per_s=...
-peak_gib=... estimate_gib=...``.
+peak_gib=... estimate_gib=...``, and ``gpu_check deepspeed=...`` (``ok``, ``skipped`` or the error).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import itertools
 import json
 import tempfile
@@ -273,11 +276,28 @@ def main() -> None:
                 )
                 free()
 
-            # 2. The unlearning step: Lightning against a bare loop; training peak memory.
+            # 2. Generation throughput, on the weights as built (the training below teaches them to stop early).
             model, tok = load_pretrained(folder, cfg.model)
             model = with_lora(model.to(device), cfg.model.lora, "unlearn")
             n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
             encoder = QAEncoder(tok, cfg.model.prompt_format, cfg.model.max_length)
+            questions = list(source.load(cfg.data.retain_split)["question"][:32])
+            generate_answers(model, encoder, questions[:4], 4, 4, desc=None)  # warm-up
+            sync(device)
+            start = time.perf_counter()
+            answers = generate_answers(model, encoder, questions, len(questions), new_tokens, desc=None)
+            sync(device)
+            elapsed, at_cap = time.perf_counter() - start, sum(a.at_cap for a in answers)
+            generated = sum(
+                new_tokens if a.at_cap else len(tok(a.text, add_special_tokens=False).input_ids) + 1 for a in answers
+            )  # an answer that stopped early: its tokens and the end-of-sequence
+            gen_rate = generated / elapsed
+            print(
+                f"generation: {len(questions)} answers x {new_tokens} new tokens, {at_cap} ran to the cap, "
+                f"{gen_rate:.0f} tokens/s ({elapsed:.1f} s)"
+            )
+
+            # 3. The unlearning step: Lightning against a bare loop; training peak memory.
             data = {"forget": source.load(cfg.data.forget_split), "retain": source.load(cfg.data.retain_split)}
             loader = QADataModule(data, encoder, cfg.unlearn.batch_size, epoch_split="forget").train_dataloader()
             batches = list(itertools.islice(itertools.cycle(list(loader)), steps))
@@ -303,22 +323,6 @@ def main() -> None:
                     "estimated before activations"
                 )
 
-            # 3. Generation throughput.
-            questions = list(source.load(cfg.data.retain_split)["question"][:32])
-            generate_answers(model, encoder, questions[:4], 4, 4, desc=None)  # warm-up
-            sync(device)
-            start = time.perf_counter()
-            answers = generate_answers(model, encoder, questions, len(questions), new_tokens, desc=None)
-            sync(device)
-            elapsed, at_cap = time.perf_counter() - start, sum(a.at_cap for a in answers)
-            generated = sum(
-                new_tokens if a.at_cap else len(tok(a.text, add_special_tokens=False).input_ids) + 1 for a in answers
-            )  # an answer that stopped early: its tokens and the end-of-sequence
-            gen_rate = generated / elapsed
-            print(
-                f"generation: {len(questions)} answers x {new_tokens} new tokens, {at_cap} ran to the cap, "
-                f"{gen_rate:.0f} tokens/s"
-            )
             summary.append(
                 f"gpu_check model={name} lora={lora} eval_device={','.join(sorted(devices))} "
                 f"lightning/bare={ratio:.2f} "
@@ -326,7 +330,48 @@ def main() -> None:
             )
             del model
             free()
+        summary.append(deepspeed_cell(args, workdir, new_tokens))
     print("\n" + "\n".join(summary))
+
+
+def deepspeed_cell(args, workdir: Path, new_tokens: int) -> str:
+    """The 1B shape's NPO cell under ZeRO-2 on this GPU; its summary line."""
+    if args.cpu or "llama32_1b" not in args.models:
+        return "gpu_check deepspeed=skipped (needs a GPU and the llama32_1b check)"
+    if importlib.util.find_spec("deepspeed") is None:
+        return "gpu_check deepspeed=skipped (pip install deepspeed)"
+    folder = workdir / "llama32_1b"
+    overrides = [
+        "model=llama32_1b",
+        "trainer=deepspeed",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"model.pretrained={folder}",
+        f"finetune.full_model={folder}",
+        f"finetune.retain_model={folder}",
+        "method=npo",
+        "unlearn.epochs=1",
+        "unlearn.stop_at_unlearn=null",
+        "eval.max_samples=16",
+        "eval.batch_size=16",
+        f"eval.max_new_tokens={min(new_tokens, 64)}",
+        f"paths.cache_dir={workdir / 'cache'}",
+        f"paths.output_dir={workdir / 'cells' / 'llama32_1b-npo-deepspeed'}",
+        "skip_completed=false",
+    ]
+    start = time.time()
+    try:
+        cfg = compose("config", overrides=overrides)
+        reset_peak()
+        metrics = run_cell(cfg, check_cell(cfg))
+    except Exception as error:  # the check reports what broke, after the other checks' lines
+        return f"gpu_check deepspeed=failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+    print(
+        f"cell llama32_1b npo under trainer=deepspeed: {metrics['unlearn_steps']} unlearning steps, eval on "
+        f"{metrics['eval_device']}, {time.time() - start:.0f} s, Unlearn {metrics['unlearn']:.3f}, "
+        f"peak {peak_bytes() / 2**30:.1f} GiB"
+    )
+    return f"gpu_check deepspeed=ok eval_device={metrics['eval_device']} peak_gib={peak_bytes() / 2**30:.1f}"
 
 
 if __name__ == "__main__":

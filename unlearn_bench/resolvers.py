@@ -32,11 +32,20 @@ def default_refusals() -> list[str]:
     return list(DEFAULT_REFUSALS)
 
 
+def fused_adamw(precision) -> bool:
+    """Whether AdamW may be fused under this ``trainer.precision``: not under Lightning's AMP
+    (``16-mixed``, ``bf16-mixed``), which refuses to clip gradients for an optimizer that unscales
+    them itself, as the fused one does. Elsewhere fused is several times the default loop's speed."""
+    return not (str(precision).endswith("-mixed") or str(precision) in ("16", "bf16"))
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("retain_of"):
         OmegaConf.register_new_resolver("retain_of", retain_of)
     if not OmegaConf.has_resolver("holdout_of"):
         OmegaConf.register_new_resolver("holdout_of", holdout_of)
+    if not OmegaConf.has_resolver("fused_adamw"):
+        OmegaConf.register_new_resolver("fused_adamw", fused_adamw)
     if not OmegaConf.has_resolver("default_attack_templates"):
         OmegaConf.register_new_resolver("default_attack_templates", lambda: list(DEFAULT_ATTACK_TEMPLATES))
     if not OmegaConf.has_resolver("default_refusals"):
