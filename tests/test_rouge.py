@@ -56,3 +56,22 @@ def test_summarize_reduces_sets_to_the_paper_columns():
     assert "extra_trigger_utility" not in summarize(per_set, "forget", ["retain", "world"])
     with pytest.raises(KeyError, match="nope"):
         summarize(per_set, "forget", ["nope"])
+
+
+def test_cached_stems_score_exactly_as_torchmetrics_stemmer():
+    """The per-word stem cache must not change a score: torchmetrics' own ``use_stemmer=True`` on
+    the synthetic data's answers against each other, punctuation, digits, case and empty strings."""
+    from torchmetrics.functional.text.rouge import rouge_score
+
+    from unlearn_bench.data.synthetic import generate
+
+    answers = [row["answer"] for row in generate(num_authors=6)["full"]][:60]
+    preds = [*answers[1:], "", "  ", "Running, runs; RAN!! 1999's", "The novelists' novels.", "ab-cd ef_gh"]
+    refs = [*answers[:-1], "x", "Ada", "runner running run 1999", "novel novelist", "ab cd ef gh"]
+    metric = RougeLRecall()
+    metric.update(preds, refs)
+    expected = [
+        rouge_score(p, r, rouge_keys="rougeL", use_stemmer=True)["rougeL_recall"].item() for p, r in zip(preds, refs)
+    ]
+    assert metric.per_sample().tolist() == pytest.approx(expected, abs=0)
+    assert 0 < sum(expected) < len(expected)  # neither all matches nor all misses

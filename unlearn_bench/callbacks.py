@@ -90,11 +90,13 @@ class StopAtUnlearn(L.Callback):
         return sum(moved) / len(moved)
 
     def check(self, model) -> tuple[float, bool]:
-        """The generated recall, or its lower bound if that is above the target; and whether generated."""
+        """The generated recall, or its lower bound if that is above the target; and whether generated.
+        Once a bound has fallen to the target, later ones (unlearning goes on) are not tried."""
         self.checks += 1
-        bound = rouge_lower_bound(model, self.encoder, self.forget, self.batch_size)
-        if bound > self.target:
-            return bound, False
+        if not self.generated:
+            bound = rouge_lower_bound(model, self.encoder, self.forget, self.batch_size)
+            if bound > self.target:
+                return bound, False
         self.generated += 1
         kwargs = dict(batch_size=self.batch_size, max_new_tokens=self.max_new_tokens, desc=None)
         return score_set(model, self.encoder, self.forget, **kwargs)["rougeL_recall"], True
