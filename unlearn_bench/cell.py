@@ -1,7 +1,8 @@
 """One experiment cell, top to bottom (what ``unlearn-bench`` runs once its checks pass):
 
 inputs (data, cached fine-tuned models) -> the forget set as attacked and filtered -> unlearning
-with the method's loss -> eval -> metrics.json. Each stage is one function below.
+with the method's loss -> eval -> recovery attacks on copies of the unlearned model ->
+metrics.json. Each stage is one function below.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from unlearn_bench.console import format_table
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
-from unlearn_bench.eval.evaluate import EvalData, evaluate_model, load_eval_data
+from unlearn_bench.eval.evaluate import EvalData, evaluate_model, load_eval_data, rouge_recalls
 from unlearn_bench.finetune import base_eval, finetuned_model_dir
 from unlearn_bench.loggers import log_config, log_results
 from unlearn_bench.lora import with_lora
@@ -31,6 +32,7 @@ from unlearn_bench.model import load_pretrained
 from unlearn_bench.module import ComposedLossModule
 from unlearn_bench.preflight import Components
 from unlearn_bench.provenance import provenance
+from unlearn_bench.recovery import recovery_scores
 from unlearn_bench.report.plots import plot_curves
 from unlearn_bench.resume import completed_metrics, config_hash, copied_metrics, write_metrics
 
@@ -91,8 +93,15 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
             inputs.eval_data,
             lambda: load_pretrained(inputs.retain_dir, cfg.model)[0].to(device),
         )
+    recovery, recovered = None, {}
+    if components.recovery:
+        with timed(seconds, "recovery"):
+            recovery, recovered, declarations = recover(cfg, components.recovery, model.to(device), encoder, inputs)
+        scores["extra_scores"] = [*scores.get("extra_scores", []), *declarations]
     metrics = {
         **scores,
+        **recovered,
+        "recovery": recovery,
         "attack": attack_stats,
         "defense": defense_stats or None,
         "unlearn_steps": trainer.global_step,
@@ -205,6 +214,20 @@ def unlearn(
     stopping = cfg.unlearn.stop_at_unlearn is not None  # the stop check follows each step's agreement
     module = ComposedLossModule(model, loss, optimizer, cfg.unlearn.scheduler, cfg.unlearn.warmup_ratio, stopping)
     trainer.fit(module, datamodule)
+
+
+def recover(cfg: DictConfig, attacks: dict, model, encoder: QAEncoder, inputs: Inputs) -> tuple[dict, dict, list]:
+    """The recovery attacks (``recovery.<name>``) on copies of the unlearned ``model``, scored on
+    the eval's forget set against the model before unlearning (:func:`recovery_scores`)."""
+    forget = inputs.eval_data.eval_sets[cfg.data.forget_set]
+    if cfg.eval.max_samples is not None:
+        forget = forget.select(range(min(cfg.eval.max_samples, len(forget))))
+    device = next(model.parameters()).device
+    recalls = lambda m, questions, answers: rouge_recalls(
+        m, encoder, questions, answers, batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens
+    )
+    base = lambda: load_pretrained(inputs.full_dir, cfg.model)[0].to(device)
+    return recovery_scores(attacks, model, base, encoder, forget, cfg.trainer, recalls)
 
 
 def report(cfg: DictConfig, metrics: dict, loggers: list, step: int, output_dir: Path) -> None:

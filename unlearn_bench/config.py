@@ -168,6 +168,7 @@ TOP_LEVEL_KEYS = (
     "method",
     "attack",
     "defense",
+    "recovery",
     "trainer",
     "logger",
     "eval",

@@ -34,6 +34,7 @@ class Components(NamedTuple):
     loss: ComposedLoss  # the method's terms plus the defense's
     derived: dict[str, Callable]  # builders of splits derived from forget and retain (IDK, SU)
     after_unlearning: Callable | None  # acts on the unlearned model (continued fine-tuning)
+    recovery: dict[str, Callable]  # recovery attacks, scored after the eval on copies of the model
 
 
 class Checklist:
@@ -84,7 +85,7 @@ def check_eval(cfg: DictConfig) -> None:
 
 def build_components(cfg: DictConfig) -> Components:
     """Instantiate the attack, the defense's forget filter, the method's loss with the defense's
-    extra terms, and the builders of derived splits. A knob out of range or a key its class does
+    extra terms, the builders of derived splits and the recovery attacks. A knob out of range or a key its class does
     not take fails here, named by the key the user typed; every such problem is listed."""
     problems = []
 
@@ -100,6 +101,7 @@ def build_components(cfg: DictConfig) -> Components:
     after_unlearning = build("defense.after_unlearning") if cfg.defense.get("after_unlearning") else None
     for name in cfg.eval.get("extra_metrics") or {}:  # built again by the eval; here for their errors
         build(f"eval.extra_metrics.{name}")
+    recovery = {name: build(f"recovery.{name}") for name in cfg.get("recovery") or {}}
     loss = build("method.loss")
     extra_terms = {name: build(f"defense.loss_terms.{name}") for name in cfg.defense.get("loss_terms") or {}}
     derived = {
@@ -115,7 +117,7 @@ def build_components(cfg: DictConfig) -> Components:
     unknown = loss.splits - set(available)
     if unknown:
         raise ConfigError(f"the loss reads splits {sorted(unknown)}; available: {available}")
-    return Components(attack, forget_filter, loss, derived, after_unlearning)
+    return Components(attack, forget_filter, loss, derived, after_unlearning, recovery)
 
 
 def _build(cfg: DictConfig, where: str):

@@ -32,6 +32,8 @@ def config_hash(cfg: DictConfig) -> str:
     spec["trainer"] = {
         k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if k != "enable_progress_bar"
     }
+    if cfg.get("recovery"):  # only then: cells without recovery attacks keep their hashes
+        spec["recovery"] = OmegaConf.to_container(cfg.recovery, resolve=True)
     return cache_key(_without_cache_dirs(spec))
 
 

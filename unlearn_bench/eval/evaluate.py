@@ -46,9 +46,7 @@ def score_set(
         data = data.select(range(min(max_samples, len(data))))
     questions = [rewrite(q) if rewrite else q for q in data["question"]]
     cap = max(max_new_tokens, longest_answer(encoder, data["answer"]))
-    answers = generate_answers(model, encoder, questions, batch_size, cap, desc=desc)
-    metric = RougeLRecall()
-    metric.update([a.text for a in answers], data["answer"])
+    metric, answers = generated_recall(model, encoder, questions, data["answer"], batch_size, cap, desc)
     at_cap = sum(a.at_cap for a in answers) / max(len(answers), 1)
     if at_cap > 0.25 and desc is not None:
         log.warning(
@@ -66,6 +64,25 @@ def score_set(
             p: recall[[i for i, q in enumerate(probes) if q == p]].mean().item() for p in sorted(set(probes))
         }
     return scores
+
+
+def generated_recall(
+    model, encoder: QAEncoder, questions: list[str], references: list[str], batch_size: int, cap: int, desc=None
+) -> tuple[RougeLRecall, list]:
+    """ROUGE-L recall of the greedy answers to ``questions`` (at most ``cap`` new tokens) against
+    ``references``, per row in the metric; and the answers."""
+    answers = generate_answers(model, encoder, questions, batch_size, cap, desc=desc)
+    metric = RougeLRecall()
+    metric.update([a.text for a in answers], list(references))
+    return metric, answers
+
+
+def rouge_recalls(model, encoder: QAEncoder, questions: list[str], references: list[str], **score) -> list[float]:
+    """Each row's ROUGE-L recall as :func:`score_set` scores it (``score``: its ``batch_size`` and
+    ``max_new_tokens``, raised to the longest reference)."""
+    cap = max(score["max_new_tokens"], longest_answer(encoder, references))
+    metric, _ = generated_recall(model, encoder, questions, references, score["batch_size"], cap)
+    return metric.per_sample().tolist()
 
 
 def rouge_lower_bound(model, encoder: QAEncoder, data: Dataset, batch_size: int) -> float:
