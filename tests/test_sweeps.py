@@ -87,6 +87,25 @@ def test_smoke_table2_report_has_a_row_per_cell_matching_their_metrics(tmp_path,
     assert (sweep / "utility.png").stat().st_size > 0 and (sweep / "table.tex").is_file()
 
 
+def test_smoke_robustness_report_has_each_recovery_attack_per_defense(tmp_path, cache_dir):
+    sweep = tmp_path / "robustness"
+    cmd = sweep_cmd(sweep, "multirun_sweeps=robustness_smoke", "method=gd")  # defenses none, su
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(cache_dir), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cells = {
+        yaml.safe_load((f.parent / ".hydra" / "config.yaml").read_text())["defense"]["name"]: json.loads(f.read_text())
+        for f in sweep.rglob("metrics.json")
+    }
+    assert set(cells) == {"none", "su"}
+    assert report_main([str(sweep)]) == 0
+    lines = (sweep / "table.csv").read_text().splitlines()
+    header, rows = lines[0].split(","), {r.split(",")[0]: r.split(",") for r in lines[1:]}
+    for attack in ("relearn", "relearn_paraphrased", "quantize8", "quantize4", "prompt"):
+        for defense, metrics in cells.items():
+            value = float(rows[defense][header.index(f"Unlearn {attack} mean")])
+            assert value == pytest.approx(metrics["recovery"][attack]["unlearn"], abs=1e-6)
+
+
 def test_an_interrupted_sweep_run_again_finishes_only_the_remaining_cells(tmp_path, cache_dir):
     sweep = tmp_path / "resume"
     cmd = sweep_cmd(sweep, "multirun_sweeps=table2_attack_smoke", "method=gd")  # 2 splits x 2 attacks

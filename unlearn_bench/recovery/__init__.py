@@ -77,7 +77,9 @@ def recovery_scores(
         details[name] = entry | (attacked.stats or {})
         summary |= {f"unlearn_after_{name}": entry["unlearn"], f"recovered_share_{name}": entry["recovered_share"]}
         scores += [
-            Score(f"unlearn_after_{name}", f"Unlearn after recovery attack {name}", False, "recovery"),
+            Score(
+                f"unlearn_after_{name}", f"Unlearn after recovery attack {name}", False, "recovery", f"Unlearn {name}"
+            ),
             Score(
                 f"recovered_share_{name}",
                 f"  share of the forgotten recall {name} recovers",

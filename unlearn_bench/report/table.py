@@ -81,14 +81,17 @@ class Table:
         return out
 
 
-def columns_for(metrics: dict) -> list[Column]:
+def columns_for(cells: list[dict]) -> list[Column]:
     """The declared report columns (:func:`~unlearn_bench.eval.scores.declared`) the cells have: the
     paper's (Unlearn; clean and trigger utility per utility set and averaged), then TOFU's model
-    utility and forget quality when they were computed."""
+    utility and forget quality when they were computed, then extra metrics' and recovery attacks'
+    scores; a column where any cell has a value (a recovered share is null where unlearning
+    removed too little)."""
+    metrics = cells[0]
     utility_sets = [s for s, scores in metrics["per_set"].items() if "trigger_rougeL_recall" in scores]
     cols = []
     for score in declared(metrics):
-        if score.report_label is None or metrics.get(score.key) is None:
+        if score.report_label is None or all(cell.get(score.key) is None for cell in cells):
             continue
         if score.per_set_key:
             cols += [
@@ -117,7 +120,7 @@ def build_table(sweep: Sweep, per_base_model: bool = False) -> Table:
     row_keys = [k for k in sweep.swept if k not in REPLICATE_KEYS and k not in sweep.average_over]
     if per_base_model:
         row_keys.append(BASE_MODEL_KEY)
-    columns = columns_for(finished[0].metrics)
+    columns = columns_for([cell.metrics for cell in finished])
     per_seed: dict[tuple, dict[tuple, dict[str, list[float]]]] = {}
     for cell in finished:
         key = tuple(_setting(cell, k) for k in row_keys)
