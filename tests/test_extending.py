@@ -25,9 +25,11 @@ def test_the_doc_has_an_example_for_each_slot():
         "conf/defense/longest_filter.yaml",
         "my_attacks.py",
         "my_defenses.py",
+        "my_recovery.py",
+        "conf/recovery/noise.yaml",
         "my_data/forget.json",
     } <= set(FILES)
-    assert "my_metrics.py" in FILES and len(RUNS) == 5
+    assert "my_metrics.py" in FILES and len(RUNS) == 6
 
 
 @pytest.mark.parametrize("overrides, shown", RUNS, ids=[r[0].split()[0] for r in RUNS])
@@ -63,6 +65,8 @@ def test_a_worked_example_runs_as_written(tmp_path, overrides, shown):
         assert metrics["attack"] == {"n_attacked": len(range(0, n, 2)), "attacked": list(range(0, n, 2))}
     if option == "longest_filter":
         assert metrics["defense"]["n_dropped"] == round(0.25 * n) == len(set(metrics["defense"]["dropped"]))
+    if group == "recovery":
+        assert metrics["recovery"]["noise"]["std"] == 0.01 and metrics["recovery"]["noise"]["n"] > 0
     if group == "+metric":
         assert metrics["forget_nll"] > 0 and [s["key"] for s in metrics["extra_scores"]] == ["forget_nll"]
         assert re.search(r"mean answer NLL on the forget set \(higher is better\) +\d", proc.stdout)
