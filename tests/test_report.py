@@ -1,9 +1,13 @@
 """`unlearn-bench-report` on hand-made sweep directories: the numbers, the bold, and the cells it
 could not report."""
 
+import base64
+import html
 import json
 import re
+import shutil
 import statistics
+import subprocess
 
 import pytest
 import yaml
@@ -85,7 +89,7 @@ def test_rows_are_the_mean_and_95_interval_over_seeds_with_the_best_of_each_bloc
     assert csv[0].startswith("method,attack,n,Unlearn mean,Unlearn std,Unlearn ci95,")
     assert csv[1].startswith("gd,none,2,0.250000,0.070711,0.635")
     assert r"\textbf{0.650 $\pm$ 0.000}" in (sweep / "table.tex").read_text()
-    assert {f.name for f in files} == {"table.md", "table.csv", "table.tex", "utility.png"}
+    assert {f.name for f in files} == {"table.md", "table.csv", "table.tex", "report.html", "utility.png"}
 
 
 def test_failed_and_missing_cells_are_listed_not_dropped(tmp_path, capsys):
@@ -218,3 +222,41 @@ def test_a_declared_score_reaches_the_console_and_the_report(tmp_path):
     assert re.search(r"\nleak rate \(lower is better\) +0\.125\n", console.format_table(metrics))
     built = build_table(read_sweep(sweep))
     assert built.columns[-1].name == "Leak rate" and not built.columns[-1].higher_is_better
+
+
+CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+def rendered_rows(page, fragment=""):
+    """The rows of report.html's first table as headless Chromium renders them (the page builds
+    its tables with JavaScript: an empty or broken script renders none)."""
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", f"{page.as_uri()}{fragment}"]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+    table = re.search(r'<table class="results".*?</table>', dom, flags=re.S).group(0)
+    cells = lambda row: [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>.*?</t[dh]>", row)]
+    rows = [cells(r) for r in re.findall(r"<tr>.*?</tr>", table, flags=re.S)]
+    return rows[0], rows[1:], dom
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs a headless Chromium (apt-get install chromium)")
+def test_report_html_renders_every_row_and_plot_and_sorts_and_filters_in_chromium(tmp_path):
+    sweep = make_sweep(tmp_path, {"method": "gd,idk", "attack": "none,sa", "seed": "0,1"})
+    unlearns = {("gd", "none"): 0.3, ("gd", "sa"): 0.1, ("idk", "none"): 0.4, ("idk", "sa"): 0.2}
+    for (method, attack), u in unlearns.items():
+        for seed in (0, 1):
+            make_cell(sweep, {"method": method, "attack": attack, "seed": seed}, unlearn=u + 0.01 * seed)
+    _, table, files = write_report(sweep)
+    page = sweep / "report.html"
+    assert page in files
+    header, rows, dom = rendered_rows(page)
+    csv_rows = [line.split(",") for line in (sweep / "table.csv").read_text().splitlines()[1:]]
+    assert [r[:3] for r in rows] == [r[:3] for r in csv_rows]  # every row, in the table's order, with n
+    unlearn = header.index("Unlearn ↓")
+    assert [r[unlearn] for r in rows] == [f"{float(r[3]):.3f} ± {float(r[5]):.3f}" for r in csv_rows]
+    png = re.search(r'<img alt="utility" src="data:image/png;base64,([^"]+)"', dom).group(1)
+    assert base64.b64decode(png) == (sweep / "utility.png").read_bytes()
+
+    _, rows, _ = rendered_rows(page, "#method=gd&sort=Unlearn&desc=1")
+    assert [(r[0], r[1]) for r in rows] == [("gd", "none"), ("gd", "sa")]  # filtered, highest Unlearn first
+    _, rows, _ = rendered_rows(page, "#sort=Unlearn")
+    assert [(r[0], r[1]) for r in rows] == [("gd", "sa"), ("idk", "sa"), ("gd", "none"), ("idk", "none")]

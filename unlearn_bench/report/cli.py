@@ -1,6 +1,6 @@
 """``unlearn-bench-report SWEEP_DIR``: a sweep's cells as the paper's tables (Markdown, CSV,
-LaTeX) and plots, written beside the cells; ``--wandb`` also logs them to a W&B run of the sweep's
-group. Cells that failed or never ran are listed, never silently dropped."""
+LaTeX), plots and one self-contained report.html, written beside the cells; ``--wandb`` also logs
+them to a W&B run of the sweep's group. Cells that failed or never ran are listed, never silently dropped."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from unlearn_bench.provenance import differing
 from unlearn_bench.report.cells import Sweep, read_sweep
+from unlearn_bench.report.html import to_html
 from unlearn_bench.report.plots import plot_against, plot_curves, plot_utility, row_label
 from unlearn_bench.report.table import (
     BASE_MODEL_KEY,
@@ -62,22 +63,21 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None) -> tuple[
     table = build_table(sweep)
     skipped = not_reported(sweep, sweep_dir)
     averaged = f", each replicate averaged over {', '.join(sweep.average_over)} first" if sweep.average_over else ""
-    markdown = [
-        f"# {sweep.name}",
-        "",
+    intro = (
         f"{len(sweep.finished)} finished cells; mean ± half-width of the 95% t-interval over the replicates "
-        f"(unlearning seeds × base models, n per row){averaged}; best of each block in bold.",
-        "",
-        to_markdown(table),
-    ]
+        f"(unlearning seeds × base models, n per row){averaged}; best of each block in bold."
+    )
+    markdown = [f"# {sweep.name}", "", intro, "", to_markdown(table)]
+    tables = {"All base models": table}
     if len(sweep.swept.get(BASE_MODEL_KEY, [])) > 1:
+        tables["Per base model"] = build_table(sweep, per_base_model=True)
         markdown += [
             "## Per base model",
             "",
             f"The same rows for each base model ({BASE_MODEL_KEY}), over the unlearning seeds: where these "
             "disagree, the conclusion depends on the base model.",
             "",
-            to_markdown(build_table(sweep, per_base_model=True)),
+            to_markdown(tables["Per base model"]),
         ]
     mixed = provenance_warnings(sweep)
     if mixed:
@@ -97,7 +97,11 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None) -> tuple[
     files = [out / "table.md", out / "table.csv", out / "table.tex"]
     for path, text in zip(files, ("\n".join(markdown), to_csv(table), to_latex(table))):
         path.write_text(text)
-    return sweep, table, files + write_plots(sweep, table, out)
+    plots = write_plots(sweep, table, out)
+    notes = [f"mixed provenance: {line}" for line in mixed] + skipped
+    page = out / "report.html"
+    page.write_text(to_html(sweep.name, intro, tables, plots, notes))
+    return sweep, table, [*files, page, *plots]
 
 
 def log_to_wandb(sweep: Sweep, table: Table, files: list[Path], out: Path, mode: str) -> None:
