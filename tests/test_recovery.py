@@ -174,7 +174,7 @@ def test_a_misspelt_recovery_knob_is_refused_by_the_key_typed():
 @pytest.mark.slow
 def test_a_cell_scores_every_recovery_attack_in_metrics_json_and_the_report(tmp_path, cache_dir):
     out = tmp_path / "cell"
-    overrides = ["logger=none", "recovery=[relearn,quantize4,prompt]", "recovery.relearn.steps=3"]
+    overrides = ["logger=csv", "recovery=[relearn,quantize4,prompt]", "recovery.relearn.steps=3"]
     proc = run_cli(out, *overrides, cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((Path(out) / "metrics.json").read_text())
@@ -188,3 +188,5 @@ def test_a_cell_scores_every_recovery_attack_in_metrics_json_and_the_report(tmp_
     declared = {s["key"]: s for s in metrics["extra_scores"]}
     assert declared["recovered_share_relearn"]["report_label"] == "Recovered relearn"
     assert metrics["seconds"]["recovery"] > 0
+    logged = next((Path(out) / "csv").rglob("metrics.csv")).read_text().splitlines()[0].split(",")
+    assert {f"final/unlearn_after_{name}" for name in metrics["recovery"]} <= set(logged)  # the loggers' keys
