@@ -13,7 +13,8 @@ locally trained tokenizer and given as published checkpoints (``finetune.full_mo
 4. where DeepSpeed is installed, runs the 1B shape's NPO cell (full unlearning with a reference
    model) under ``trainer=deepspeed`` (ZeRO-2, the optimizer configs' fused AdamW).
 
-    python benchmarks/gpu_check.py               # one CUDA GPU; under 8 minutes on an H100
+    python benchmarks/gpu_check.py               # one CUDA GPU: the 1B checks took about 2 min on an H100,
+                                                 # the 8B ones over 4 (their step timing not reached)
     python benchmarks/gpu_check.py --cpu         # tiny shapes on the CPU (the test suite runs this)
 
 It ends with one line per model: ``gpu_check model=... eval_device=... lightning/bare=... gen_tokens_per_s=...
