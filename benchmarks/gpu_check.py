@@ -11,7 +11,7 @@ locally trained tokenizer and given as published checkpoints (``finetune.full_mo
    interleaved rounds, best round each; and measures the training peak of GPU memory (GD and
    NPO) against the estimate README's table uses;
 4. where DeepSpeed is installed, runs the 1B shape's NPO cell (full unlearning with a reference
-   model) under ``trainer=deepspeed`` (ZeRO-2, the optimizer configs' fused AdamW).
+   model) under ``trainer=deepspeed`` (ZeRO-2 in bf16).
 
     python benchmarks/gpu_check.py               # one CUDA GPU: the 1B checks took about 2 min on an H100,
                                                  # the 8B ones over 4 (their step timing not reached)
