@@ -190,3 +190,15 @@ def test_a_cell_scores_every_recovery_attack_in_metrics_json_and_the_report(tmp_
     assert metrics["seconds"]["recovery"] > 0
     logged = next((Path(out) / "csv").rglob("metrics.csv")).read_text().splitlines()[0].split(",")
     assert {f"final/unlearn_after_{name}" for name in metrics["recovery"]} <= set(logged)  # the loggers' keys
+
+
+def test_the_eval_entry_point_refuses_recovery_attacks_with_the_fix():
+    from unlearn_bench.errors import Problems
+    from unlearn_bench.preflight import check_eval
+
+    register_resolvers()
+    with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
+        cfg = compose("eval_model", overrides=["model_dir=/no/such", "recovery=[quantize4]", "paths.output_dir=unused"])
+    with pytest.raises(Problems) as problems:
+        check_eval(cfg)
+    assert any("recovery=['quantize4']" in line and "run them in a cell" in line for line in problems.value.lines)

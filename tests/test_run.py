@@ -43,6 +43,7 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
         "multiple_choice",
         "attack",
         "defense",
+        "recovery",
         "per_set",
         "base_model",
         "config",
@@ -55,6 +56,7 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
         "seconds",
         "provenance",
     }
+    assert metrics["recovery"] is None  # no recovery attack by default
     # the default trainer's device (accelerator auto: this machine's CPU, a GPU where there is one)
     assert metrics["eval_device"] == str(L.Trainer(logger=False).strategy.root_device)
     assert 0 <= metrics["forget_quality"] <= 1 and 0 <= metrics["model_utility"] <= 1
@@ -173,6 +175,7 @@ def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_pat
     assert set(cell) - set(metrics) == {
         "attack",
         "defense",
+        "recovery",
         "base_model",
         "unlearn_steps",
         "config_hash",

@@ -75,12 +75,21 @@ def check_eval(cfg: DictConfig) -> None:
     """Everything ``unlearn-bench-eval`` can check before it loads the model."""
     checklist = Checklist()
     checklist(validate, cfg, ("model_dir", "retain_model_dir"))
+    checklist(_no_recovery, cfg)
     for name in cfg.eval.get("extra_metrics") or {}:  # as check_cell does, through build_components
         checklist(_build, cfg, f"eval.extra_metrics.{name}")
     _check_folders(checklist, cfg, EVAL_MODEL_KEYS)
     if not checklist.lines:
         _check_data(checklist, cfg, training=False)
     checklist.raise_any()
+
+
+def _no_recovery(cfg: DictConfig) -> None:
+    if cfg.get("recovery"):
+        raise ConfigError(
+            f"recovery={list(cfg.recovery)}: recovery attacks compare with the model before unlearning, which a "
+            "cell has and unlearn-bench-eval does not; run them in a cell (unlearn-bench ... recovery=[...])"
+        )
 
 
 def build_components(cfg: DictConfig) -> Components:
