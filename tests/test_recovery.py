@@ -120,9 +120,23 @@ def test_relearning_a_quarter_of_the_rows_brings_back_the_fact_in_the_rows_it_ne
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_relearn_trains_on_the_rows_given_and_refuses_rows_outside_the_forget_set():
+    attack = Relearn(optimizer=torch.optim.AdamW, rows=[3, 1])
+    assert attack.split(5) == ([1, 3], [0, 2, 4])
+    with pytest.raises(ValueError, match="has 3 rows"):
+        attack.split(3)
+    with pytest.raises(ValueError, match="leaves none to score"):
+        Relearn(optimizer=torch.optim.AdamW, rows=[0, 1]).split(2)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"fraction": 1.0}, "fraction=1.0"), ({"steps": 0}, "steps=0"), ({"source": "web"}, "source='web'")],
+    [
+        ({"fraction": 1.0}, "fraction=1.0"),
+        ({"steps": 0}, "steps=0"),
+        ({"source": "web"}, "source='web'"),
+        ({"rows": [1, 1]}, "must be distinct"),
+    ],
 )
 def test_relearn_refuses_knobs_out_of_range(kwargs, match):
     with pytest.raises(ArgumentError, match=match):

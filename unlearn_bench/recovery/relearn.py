@@ -18,7 +18,8 @@ SOURCES = ("forget", "paraphrased")
 class Relearn:
     """Fine-tune a copy of the unlearned model for ``steps`` steps (NLL, ``batch_size`` rows a
     step, epochs over the sample as needed) on ``fraction`` of the forget rows (at least one,
-    drawn with ``seed``), then score the forget rows it did not see.
+    drawn with ``seed``; or the forget row indices ``rows``), then score the forget rows it did
+    not see.
 
     ``source="paraphrased"`` trains on those rows' paraphrased answers (TOFU's
     ``paraphrased_answer``): related text, not the forget set's own; the scored rows are other
@@ -32,6 +33,7 @@ class Relearn:
         source: str = "forget",
         seed: int = 0,
         optimizer: Callable | None = None,
+        rows: list[int] | None = None,
     ):
         if steps < 1:
             raise ArgumentError("steps", steps, "must be >= 1")
@@ -44,11 +46,21 @@ class Relearn:
         if not callable(optimizer):
             raise ArgumentError("optimizer", optimizer, "must be an optimizer factory (_target_ with _partial_: true)")
         self.steps, self.fraction, self.batch_size = steps, fraction, batch_size
+        if rows is not None and (not rows or len(set(rows)) != len(rows) or min(rows) < 0):
+            raise ArgumentError("rows", rows, "must be distinct forget row indices (0-based), at least one")
         self.source, self.seed, self.optimizer = source, seed, optimizer
+        self.rows = sorted(rows) if rows is not None else None
 
     def split(self, n: int) -> tuple[list[int], list[int]]:
         """(rows trained on, rows scored) of a forget set of ``n`` rows."""
-        trained = sorted(random.Random(self.seed).sample(range(n), max(1, math.floor(self.fraction * n))))
+        if self.rows is not None:
+            if max(self.rows) >= n:
+                raise ValueError(f"relearning rows {self.rows}: the forget set has {n} rows (0 to {n - 1})")
+            if len(self.rows) == n:
+                raise ValueError(f"relearning on all {n} forget rows leaves none to score")
+            trained = self.rows
+        else:
+            trained = sorted(random.Random(self.seed).sample(range(n), max(1, math.floor(self.fraction * n))))
         return trained, [i for i in range(n) if i not in set(trained)]
 
     def __call__(self, model, encoder, forget, trainer_cfg) -> Attacked:
