@@ -96,7 +96,7 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
     recovery, recovered = None, {}
     if components.recovery:
         with timed(seconds, "recovery"):
-            recovery, recovered, declarations = recover(cfg, components.recovery, model.to(device), encoder, inputs)
+            recovery, recovered, declarations = recover(cfg, components.recovery, model, encoder, inputs, device)
         scores["extra_scores"] = [*scores.get("extra_scores", []), *declarations]
     metrics = {
         **scores,
@@ -216,15 +216,17 @@ def unlearn(
     trainer.fit(module, datamodule)
 
 
-def recover(cfg: DictConfig, attacks: dict, model, encoder: QAEncoder, inputs: Inputs) -> tuple[dict, dict, list]:
+def recover(
+    cfg: DictConfig, attacks: dict, model, encoder: QAEncoder, inputs: Inputs, device
+) -> tuple[dict, dict, list]:
     """The recovery attacks (``recovery.<name>``) on copies of the unlearned ``model``, scored on
-    the eval's forget set against the model before unlearning (:func:`recovery_scores`)."""
+    the eval's forget set against the model before unlearning (:func:`recovery_scores`); every
+    model on ``device``."""
     forget = inputs.eval_data.eval_sets[cfg.data.forget_set]
     if cfg.eval.max_samples is not None:
         forget = forget.select(range(min(cfg.eval.max_samples, len(forget))))
-    device = next(model.parameters()).device
     recalls = lambda m, questions, answers: rouge_recalls(
-        m, encoder, questions, answers, batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens
+        m, encoder, questions, answers, cfg.eval.batch_size, cfg.eval.max_new_tokens
     )
     base = lambda: load_pretrained(inputs.full_dir, cfg.model)[0].to(device)
     return recovery_scores(attacks, model, base, encoder, forget, cfg.trainer, recalls)

@@ -94,8 +94,9 @@ def _no_recovery(cfg: DictConfig) -> None:
 
 def build_components(cfg: DictConfig) -> Components:
     """Instantiate the attack, the defense's forget filter, the method's loss with the defense's
-    extra terms, the builders of derived splits and the recovery attacks. A knob out of range or a key its class does
-    not take fails here, named by the key the user typed; every such problem is listed."""
+    extra terms, the builders of derived splits and the recovery attacks. A knob out of range or a
+    key its class does not take fails here, named by the key the user typed; every such problem is
+    listed."""
     problems = []
 
     def build(where: str):

@@ -77,11 +77,13 @@ def generated_recall(
     return metric, answers
 
 
-def rouge_recalls(model, encoder: QAEncoder, questions: list[str], references: list[str], **score) -> list[float]:
-    """Each row's ROUGE-L recall as :func:`score_set` scores it (``score``: its ``batch_size`` and
-    ``max_new_tokens``, raised to the longest reference)."""
-    cap = max(score["max_new_tokens"], longest_answer(encoder, references))
-    metric, _ = generated_recall(model, encoder, questions, references, score["batch_size"], cap)
+def rouge_recalls(
+    model, encoder: QAEncoder, questions: list[str], references: list[str], batch_size: int, max_new_tokens: int
+) -> list[float]:
+    """Each row's ROUGE-L recall as :func:`score_set` scores it (``max_new_tokens`` raised to the
+    longest reference)."""
+    cap = max(max_new_tokens, longest_answer(encoder, references))
+    metric, _ = generated_recall(model, encoder, questions, references, batch_size, cap)
     return metric.per_sample().tolist()
 
 

@@ -1,6 +1,7 @@
 """``unlearn-bench-report SWEEP_DIR``: a sweep's cells as the paper's tables (Markdown, CSV,
 LaTeX), plots and one self-contained report.html, written beside the cells; ``--wandb`` also logs
-them to a W&B run of the sweep's group. Cells that failed or never ran are listed, never silently dropped."""
+them to a W&B run of the sweep's group. Cells that failed or never ran are listed, never silently
+dropped."""
 
 from __future__ import annotations
 
