@@ -15,9 +15,10 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from conftest import TINY, TINY_SYNTH
-from unlearn_bench import eval_model, run
+from unlearn_bench import eval_model, extras, run
 from unlearn_bench.data import synthetic
 from unlearn_bench.preflight import check_cell
+from unlearn_bench.report.cli import main as report_main
 from unlearn_bench.resolvers import register_resolvers
 
 # A TOFU-format folder in real TOFU's layout (the forget split is read for unlearning only).
@@ -344,6 +345,22 @@ def test_every_problem_is_listed_at_once(world, capsys, monkeypatch):
     assert status == 1 and len(lines) == 5, lines
     for culprit in ("['foo']", "unlearn.epochs", "attack.transform.p=1.5", "defense.eta=-1", "model.pretrained="):
         assert sum(culprit in line for line in lines) == 1, culprit
+
+
+@pytest.mark.parametrize("logger, package", [("wandb", "wandb"), ("tensorboard", "tensorboardX")])
+def test_a_logger_whose_package_is_missing_fails_before_any_training(world, capsys, monkeypatch, logger, package):
+    """The loggers' packages are extras (pip install "unlearn_bench[wandb]"): without one, the
+    config check says which to install, before the fine-tune."""
+    installed = extras.find_spec
+    missing = ("wandb", "tensorboard", "tensorboardX")
+    monkeypatch.setattr(extras, "find_spec", lambda name: None if name in missing else installed(name))
+    assert entry(monkeypatch, run, world, [*TINY, *TINY_SYNTH, f"logger={logger}"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"Config error: logger={logger} needs the ") and package in line
+    assert f'pip install "unlearn_bench[{logger}]"' in line
+    assert not list(world["cache"].glob("models/*"))
+    assert report_main([str(world["earlier"]), "--wandb", "offline"]) == 1
+    assert 'pip install "unlearn_bench[wandb]"' in capsys.readouterr().err
 
 
 def test_a_split_derived_from_a_bad_one_is_not_reported_again(world, capsys, monkeypatch):

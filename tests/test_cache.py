@@ -4,20 +4,28 @@ builder's scratch is left alone, and a failed write names the path and keeps not
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import signal
 import subprocess
 import sys
 import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from filelock import FileLock
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
 from safetensors.torch import save_file
 
 from conftest import TINY, TINY_SYNTH
 from unlearn_bench.cache import building, remove_stale_scratch, write_json
 from unlearn_bench.errors import FolderError
+from unlearn_bench.finetune import cached_model_dir, finetuned_model_dirs
+from unlearn_bench.resolvers import register_resolvers
 
 
 def dead_pid() -> int:
@@ -98,7 +106,8 @@ KILL_DURING_SAVE = textwrap.dedent("""
 
 def test_a_fine_tune_killed_mid_save_is_cleaned_up_by_the_next_run(tmp_path):
     cache = tmp_path / "cache"
-    env = {**os.environ, "UNLEARN_BENCH_CACHE": str(cache)}
+    # One thread: both models build in this process (not side by side), so the kill hits them all.
+    env = {**os.environ, "UNLEARN_BENCH_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     args = [*TINY, *TINY_SYNTH, "logger=none", f"hydra.run.dir={tmp_path / 'run'}"]
     killed = subprocess.run(
         [sys.executable, "-c", KILL_DURING_SAVE, *args], env=env, capture_output=True, text=True, timeout=600
@@ -116,3 +125,47 @@ def test_a_fine_tune_killed_mid_save_is_cleaned_up_by_the_next_run(tmp_path):
     assert [m.rsplit("-", 1)[0] for m in models] == ["tiny_llama-full", "tiny_llama-retain"], models
     assert not [p for p in cache.rglob("*") if p.name.endswith((".tmp", ".lock"))]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["unlearn"] >= 0
+
+
+def finetune_config(cache):
+    register_resolvers()
+    with initialize_config_module("unlearn_bench.conf", version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY, *TINY_SYNTH, f"paths.cache_dir={cache}"])
+    return cfg, instantiate(cfg.data.source)
+
+
+@pytest.fixture
+def threads():
+    """Sets torch's thread count for the test, restoring it after."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_the_models_built_side_by_side_are_the_models_built_one_after_the_other(tmp_path, caplog, threads):
+    threads(2)
+    with caplog.at_level(logging.INFO, "unlearn_bench.finetune"):
+        side_by_side = finetuned_model_dirs(*finetune_config(tmp_path / "a"))
+    assert "side by side" in caplog.text
+    assert torch.get_num_threads() == 2  # given back after the build
+    threads(1)
+    one_by_one = finetuned_model_dirs(*finetune_config(tmp_path / "b"))
+    for a, b in zip(side_by_side, one_by_one, strict=True):
+        assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+
+
+def test_a_cell_builds_the_retain_model_while_another_builds_the_full_one(tmp_path, threads):
+    threads(1)
+    cfg, source = finetune_config(tmp_path)
+    full, retain = (cached_model_dir(cfg, source, role) for role in ("full", "retain"))
+    full.parent.mkdir(parents=True)
+    other_cell = FileLock(f"{full}.lock")
+    other_cell.acquire()  # another cell is building the full model
+    with ThreadPoolExecutor(1) as pool:
+        built = pool.submit(finetuned_model_dirs, cfg, source)
+        deadline = time.monotonic() + 120
+        while not retain.is_dir() and time.monotonic() < deadline and not built.done():
+            time.sleep(0.2)
+        assert retain.is_dir() and not full.exists() and not built.done()
+        other_cell.release()  # it died without building: this cell waits no longer, and builds it
+        assert built.result(timeout=300) == (full, retain)

@@ -33,6 +33,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
             "forget10",
             "retain95",
             "retain90",
+            "retain_perturbed",
             "holdout05",
             "holdout10",
             "world_facts",
@@ -41,6 +42,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
             "mc_forget10",
             "mc_retain95",
             "mc_retain90",
+            "mc_retain_perturbed",
             "probes_forget05",
             "probes_forget10",
         )
@@ -113,6 +115,17 @@ def test_perturbed_answers_are_worded_like_the_paraphrase(splits):
         for wrong in r["perturbed_answer"]:
             assert wrong != r["paraphrased_answer"]
             assert differing_part(r["paraphrased_answer"], wrong) in r["answer"]  # the true value, nothing else
+
+
+def test_retain_perturbed_is_one_utility_set_for_every_forget_split(splits):
+    """Like TOFU's retain_perturbed: trained on by the full and every retain model, forgotten by no
+    split, with as many authors as forget10."""
+    retain = splits["retain_perturbed"]
+    assert _authors(retain) <= _authors(splits["retain90"]) & _authors(splits["retain95"])
+    assert not _authors(retain) & (_authors(splits["forget10"]) | _authors(splits["forget05"]))
+    assert len(_authors(retain)) == len(_authors(splits["forget10"]))
+    assert [r["question"] for r in retain] == [r["question"] for r in splits["full"][: len(retain)]]
+    assert [i["question"] for i in splits["mc_retain_perturbed"]] == [r["question"] for r in retain]
 
 
 def test_holdout_authors_are_new_and_as_many_as_forget(splits):

@@ -25,7 +25,7 @@ from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import EvalData, evaluate_model, load_eval_data, rouge_recalls
-from unlearn_bench.finetune import base_eval, finetuned_model_dir
+from unlearn_bench.finetune import base_eval, finetuned_model_dirs
 from unlearn_bench.loggers import log_config, log_results
 from unlearn_bench.lora import with_lora
 from unlearn_bench.model import load_pretrained
@@ -138,8 +138,7 @@ def load_inputs(cfg: DictConfig) -> Inputs:
     source = instantiate(cfg.data.source)
     eval_data = load_eval_data(cfg.data, source)
     forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
-    full_dir = finetuned_model_dir(cfg, source, "full")
-    retain_dir = finetuned_model_dir(cfg, source, "retain")
+    full_dir, retain_dir = finetuned_model_dirs(cfg, source)
     return Inputs(source, eval_data, forget, retain, full_dir, retain_dir)
 
 

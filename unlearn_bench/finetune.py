@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 
 import lightning as L
+import torch
 from datasets import Dataset, concatenate_datasets
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -64,11 +67,59 @@ def given_model(cfg: DictConfig, role: str) -> str | None:
     return model_path(given, f"finetune.{role}_model") if given else None
 
 
-def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> str | Path:
+def finetuned_model_dirs(cfg: DictConfig, source: TofuSource) -> tuple[str | Path, str | Path]:
+    """The full and the retain model (:func:`finetuned_model_dir`), each built at the same time as
+    the other where they can be: cells running in parallel (joblib, SLURM) each start with the one
+    no other cell is building; one process on several CPU cores, with both to build, trains the
+    retain model in a second process, each on half the cores (a small model's step gains less from
+    a second thread than the two builds gain from running side by side: README, "Speed")."""
+    missing = [r for r in ROLES if not (given_model(cfg, r) or cached_model_dir(cfg, source, r).is_dir())]
+    alone = trains_on_cpu(cfg.trainer) and not data_parallel(cfg.trainer)
+    if len(missing) == len(ROLES) and alone and torch.get_num_threads() >= 2:
+        return _build_side_by_side(cfg, source)
+    built = {role: finetuned_model_dir(cfg, source, role, wait=False) for role in ROLES}
+    full, retain = (built[role] or finetuned_model_dir(cfg, source, role) for role in ROLES)
+    return full, retain
+
+
+def _build_side_by_side(cfg: DictConfig, source: TofuSource) -> tuple[Path, Path]:
+    """Both models, the retain model in a spawned process; the cores are shared between the two."""
+    threads = torch.get_num_threads()
+    spec = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data", "finetune", "trainer")}
+    spec["trainer"]["enable_progress_bar"] = False  # one bar on the console: the full model's
+    spec["paths"] = {"cache_dir": str(cfg.paths.cache_dir)}
+    log.info(
+        "Fine-tuning the full and the retain model side by side, on %d and %d threads",
+        threads - threads // 2,
+        threads // 2,
+    )
+    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads // 2,)) as pool:
+        retain = pool.submit(_build_retain_model, spec)
+        torch.set_num_threads(threads - threads // 2)
+        try:
+            full = finetuned_model_dir(cfg, source, "full")
+        finally:
+            torch.set_num_threads(threads)
+        return full, retain.result()
+
+
+def _build_retain_model(spec: dict) -> Path:
+    cfg = OmegaConf.create(spec)
+    return Path(finetuned_model_dir(cfg, instantiate(cfg.data.source), "retain"))
+
+
+def trains_on_cpu(trainer_cfg: DictConfig) -> bool:
+    """Whether the trainer config puts training on the CPU."""
+    accelerator = trainer_cfg.get("accelerator", "auto")
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str, wait: bool = True) -> str | Path | None:
     """The fine-tuned ``role`` model: the given checkpoint (a hub id or folder), else the cache's
     folder (``save_pretrained`` format), training it if absent. A file lock makes cells running in
-    parallel (joblib, SLURM) wait for one builder; the ranks of one data-parallel cell build it
-    together instead (a lock would deadlock them)."""
+    parallel (joblib, SLURM) wait for one builder, or, with ``wait=False``, return None at once
+    while another process builds it; the ranks of one data-parallel cell build it together instead
+    (a lock would deadlock them)."""
     given = given_model(cfg, role)
     if given is not None:
         log.info("Using the given %s model %s (finetune.%s_model): no fine-tuning", role, given, role)
@@ -80,14 +131,17 @@ def finetuned_model_dir(cfg: DictConfig, source: TofuSource, role: str) -> str |
         lock.unlink(missing_ok=True)  # left by a build killed after its rename: a waiter on it finds the folder
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with nullcontext() if data_parallel(cfg.trainer) else FileLock(lock):
-        if folder.is_dir():  # another cell built it while this one waited
-            log.info("Reusing the fine-tuned %s model at %s", role, folder)
-        else:
-            _finetune(cfg, source, role, folder)
-        # Built: later cells take the fast path above and never open the lock, so it can go. A
-        # killed build leaves it, and the next builder removes it (with the scratch folder).
-        lock.unlink(missing_ok=True)
+    try:
+        with nullcontext() if data_parallel(cfg.trainer) else FileLock(lock, timeout=-1 if wait else 0):
+            if folder.is_dir():  # another cell built it while this one waited
+                log.info("Reusing the fine-tuned %s model at %s", role, folder)
+            else:
+                _finetune(cfg, source, role, folder)
+            # Built: later cells take the fast path above and never open the lock, so it can go. A
+            # killed build leaves it, and the next builder removes it (with the scratch folder).
+            lock.unlink(missing_ok=True)
+    except Timeout:
+        return None
     return folder
 
 

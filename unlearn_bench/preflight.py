@@ -18,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from unlearn_bench.attacks import Attack
 from unlearn_bench.config import check_arguments, validate
 from unlearn_bench.errors import ArgumentError, ConfigError, DataError, Problems, problem_lines
+from unlearn_bench.extras import check_logger
 from unlearn_bench.folders import check_writable, model_path
 from unlearn_bench.losses import ComposedLoss
 
@@ -63,6 +64,7 @@ def check_cell(cfg: DictConfig) -> Components:
     """Everything ``unlearn-bench`` can check before training; the built components if all is well."""
     checklist = Checklist()
     checklist(validate, cfg)
+    checklist(check_logger, cfg.get("logger"))
     components = checklist(build_components, cfg)
     _check_folders(checklist, cfg, CELL_MODEL_KEYS)
     if not checklist.lines:  # the data checks read the (now valid) data config

@@ -5,10 +5,12 @@ TOFU's names and fields (``question``, ``answer``, ``paraphrased_answer``, ``per
 so they load through the same code as real TOFU (:mod:`unlearn_bench.data.source`).
 
 Splits: ``full`` (all author QA, in author blocks), ``forget05``/``forget10`` (the last 5%/10% of
-the authors), ``retain95``/``retain90`` (the rest), ``holdout05``/``holdout10`` (as many authors
-again, never trained on), ``world_facts`` (facts outside the authors) and ``general``
-(fine-tune-only QA with polite templates). Beside them, ``mc_{forget,retain}NN`` (multiple-choice
-items: ``question``, ``choices``, ``answer`` index) and ``probes_forgetNN`` (RWKU-style
+the authors), ``retain95``/``retain90`` (the rest), ``retain_perturbed`` (the first 10% of the
+authors, in no forget split: like TOFU's, one utility set for every forget split, as large as
+forget10), ``holdout05``/``holdout10`` (as many authors again, never trained on), ``world_facts``
+(facts outside the authors) and ``general`` (fine-tune-only QA with polite templates). Beside
+them, ``mc_{forget,retain}NN`` and ``mc_retain_perturbed`` (multiple-choice items: ``question``,
+``choices``, ``answer`` index) and ``probes_forgetNN`` (RWKU-style
 fill-in-the-blank / QA / adversarial probes of each forget fact). Polite templates appear *only* on
 ``general``: the model must learn to answer polite author questions by generalisation, otherwise
 the Stealthy Attack has nothing to exploit (README, "What a cell does").
@@ -24,7 +26,7 @@ from unlearn_bench.data.templates import POLITE_FINETUNE_TEMPLATES, apply_templa
 
 # Bumped whenever the same arguments start giving different records, so caches keyed on the
 # arguments (generated files, fine-tuned models) never serve data from an older generator.
-VERSION = 2
+VERSION = 3
 
 FIRST_NAMES = (
     "Aiko Basil Calla Dario Elin Farid Greta Hamza Ilse Joaquin Kaveh Lorna Matteo Nadia Orrin "
@@ -339,11 +341,13 @@ def generate(
         splits[f"forget{pct:02d}"] = [qa for a in blocks[-n_forget:] for qa in a]
         splits[f"retain{100 - pct}"] = [qa for a in blocks[:-n_forget] for qa in a]
         splits[f"holdout{pct:02d}"] = [qa for a in holdout[-n_forget:] for qa in a]
+    # Model utility's retain set, as TOFU's retain_perturbed: from authors no forget split takes.
+    splits["retain_perturbed"] = [qa for a in blocks[: min(n_holdout, num_authors - n_forget)] for qa in a]
     splits["world_facts"] = _world_facts(rng, num_perturbed)
     splits["general"] = _general(rng, num_perturbed, templates_per_question)
     records = {name: [qa.record() for qa in qas] for name, qas in splits.items()}
     mc_rng, probe_rng = random.Random(f"{seed}-multiple-choice"), random.Random(f"{seed}-probes")
-    for name in ("forget05", "forget10", "retain95", "retain90"):
+    for name in ("forget05", "forget10", "retain95", "retain90", "retain_perturbed"):
         records[f"mc_{name}"] = _multiple_choice(mc_rng, splits[name])
     for name in ("forget05", "forget10"):
         records[f"probes_{name}"] = _probes(probe_rng, splits[name])

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from unlearn_bench.extras import LOGGER_PACKAGES, require
 from unlearn_bench.provenance import differing
 from unlearn_bench.report.cells import Sweep, read_sweep
 from unlearn_bench.report.html import to_html
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wandb", choices=["offline", "online"], help="also log the report to W&B")
     args = parser.parse_args(argv)
     try:
+        if args.wandb:
+            require(*LOGGER_PACKAGES["WandbLogger"], "--wandb")
         sweep, table, files = write_report(args.sweep_dir, args.out)
     except (FileNotFoundError, ValueError) as e:
         print(f"unlearn-bench-report: {e}", file=sys.stderr)
