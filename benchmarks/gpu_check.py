@@ -16,6 +16,7 @@ locally trained tokenizer and given as published checkpoints (``finetune.full_mo
     python benchmarks/gpu_check.py               # one CUDA GPU: the 1B checks took about 2 min on an H100,
                                                  # the 8B ones over 4 (their step timing not reached)
     python benchmarks/gpu_check.py --cpu         # tiny shapes on the CPU (the test suite runs this)
+    python benchmarks/gpu_check.py --models llama31_8b --skip-cells   # the 8B step, memory and generation only
 
 It ends with one line per model: ``gpu_check model=... eval_device=... lightning/bare=... gen_tokens_per_s=...
 peak_gib=... estimate_gib=...``, and ``gpu_check deepspeed=...`` (``ok``, ``skipped`` or the error).
@@ -205,6 +206,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=None, help="generated tokens per answer (200; CPU 8)")
     parser.add_argument("--models", nargs="+", default=[m for m, _ in CHECKS], choices=[m for m, _ in CHECKS])
     parser.add_argument("--workdir", default=None, help="for the checkpoints and cells (default: a temporary folder)")
+    parser.add_argument("--skip-cells", action="store_true", help="only steps 2-3 (generation, step, memory)")
     args = parser.parse_args()
     if not args.cpu and not torch.cuda.is_available():
         raise SystemExit("gpu_check needs a CUDA GPU; --cpu runs the same steps with tiny shapes on the CPU")
@@ -253,8 +255,8 @@ def main() -> None:
             given = [f"model.pretrained={folder}", f"finetune.full_model={folder}", f"finetune.retain_model={folder}"]
 
             # 1. Cells, end to end.
-            devices = set()
-            for method in ("gd", "npo"):
+            devices = {"skipped"} if args.skip_cells else set()
+            for method in () if args.skip_cells else ("gd", "npo"):
                 overrides = [
                     *base,
                     *given,

@@ -22,9 +22,13 @@ from hydra.utils import instantiate
 from safetensors.torch import save_file
 
 from conftest import TINY, TINY_SYNTH
+from unlearn_bench import finetune
 from unlearn_bench.cache import building, remove_stale_scratch, write_json
+from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.errors import FolderError
-from unlearn_bench.finetune import cached_model_dir, finetuned_model_dirs
+from unlearn_bench.eval.evaluate import load_eval_data, retain_reference
+from unlearn_bench.finetune import cached_model_dir, cached_retain_reference, finetuned_model_dirs
+from unlearn_bench.model import load_pretrained
 from unlearn_bench.resolvers import register_resolvers
 
 
@@ -169,3 +173,28 @@ def test_a_cell_builds_the_retain_model_while_another_builds_the_full_one(tmp_pa
         assert retain.is_dir() and not full.exists() and not built.done()
         other_cell.release()  # it died without building: this cell waits no longer, and builds it
         assert built.result(timeout=300) == (full, retain)
+
+
+def test_the_retain_models_reference_is_computed_once_per_model_and_eval_settings(tmp_path, monkeypatch):
+    """Forget quality and the MIA compare with the retain model; its side of the comparison is the
+    same for every cell, so it is cached, equal to a fresh computation, and the retain model is not
+    loaded again. Other eval settings get their own entry."""
+    cfg, source = finetune_config(tmp_path)
+    _, retain = finetuned_model_dirs(cfg, source)
+    model, tokenizer = load_pretrained(retain, cfg.model)
+    encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
+    data = load_eval_data(cfg.data, source)
+    first = cached_retain_reference(cfg, source, retain, encoder, data, "cpu")
+    eval_kwargs = {key: cfg.eval[key] for key in ("batch_size", "max_samples", "min_k")}
+    forget = data.eval_sets[cfg.data.forget_set]
+    assert first == retain_reference(model, encoder, forget, False, data.holdout, **eval_kwargs)
+    assert first["truth_ratios"] and 0 <= first["mia_min_k_auc"] <= 1
+
+    def no_loading(*args):
+        raise AssertionError("the retain model was loaded again")
+
+    monkeypatch.setattr(finetune, "load_pretrained", no_loading)
+    assert cached_retain_reference(cfg, source, retain, encoder, data, "cpu") == first
+    cfg.eval.min_k = 0.2
+    with pytest.raises(AssertionError, match="loaded again"):
+        cached_retain_reference(cfg, source, retain, encoder, data, "cpu")

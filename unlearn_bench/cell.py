@@ -25,7 +25,7 @@ from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import EvalData, evaluate_model, load_eval_data, rouge_recalls
-from unlearn_bench.finetune import base_eval, finetuned_model_dirs
+from unlearn_bench.finetune import base_eval, cached_retain_reference, finetuned_model_dirs
 from unlearn_bench.loggers import log_config, log_results
 from unlearn_bench.lora import with_lora
 from unlearn_bench.model import load_pretrained
@@ -91,7 +91,7 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
             cfg.eval,
             cfg.data,
             inputs.eval_data,
-            lambda: load_pretrained(inputs.retain_dir, cfg.model)[0].to(device),
+            lambda: cached_retain_reference(cfg, inputs.source, inputs.retain_dir, encoder, inputs.eval_data, device),
         )
     recovery, recovered = None, {}
     if components.recovery:

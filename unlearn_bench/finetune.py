@@ -23,16 +23,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from unlearn_bench.cache import building, cache_key, write_json
+from unlearn_bench.console import quiet_library_warnings
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import TofuSource
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.distributed import world
-from unlearn_bench.eval.evaluate import score_kwargs, score_set
+from unlearn_bench.eval.evaluate import EvalData, retain_reference, score_kwargs, score_set
 from unlearn_bench.folders import model_path
 from unlearn_bench.lora import merged, uses_lora, with_lora
 from unlearn_bench.losses import NLL, ComposedLoss
-from unlearn_bench.model import base_model
+from unlearn_bench.model import base_model, load_pretrained
 from unlearn_bench.module import ComposedLossModule
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _build_side_by_side(cfg: DictConfig, source: TofuSource) -> tuple[Path, Path
         threads - threads // 2,
         threads // 2,
     )
-    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), torch.set_num_threads, (threads // 2,)) as pool:
+    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), _quiet_worker, (threads // 2,)) as pool:
         retain = pool.submit(_build_retain_model, spec)
         torch.set_num_threads(threads - threads // 2)
         try:
@@ -101,6 +102,14 @@ def _build_side_by_side(cfg: DictConfig, source: TofuSource) -> tuple[Path, Path
         finally:
             torch.set_num_threads(threads)
         return full, retain.result()
+
+
+def _quiet_worker(threads: int) -> None:
+    """The second process's setup: its share of the cores, and a console as quiet as the cell's."""
+    torch.set_num_threads(threads)
+    quiet_library_warnings()
+    for name in ("lightning.pytorch", "lightning.fabric"):  # their INFO lines ("GPU available", tips)
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _build_retain_model(spec: dict) -> Path:
@@ -226,6 +235,36 @@ def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig, mo
     file.parent.mkdir(parents=True, exist_ok=True)
     write_json(file, report)  # complete or absent, even with the ranks of a DDP cell writing at once
     return report
+
+
+def cached_retain_reference(
+    cfg: DictConfig, source: TofuSource, retain_dir: str | Path, encoder: QAEncoder, eval_data: EvalData, device
+) -> dict:
+    """:func:`~unlearn_bench.eval.evaluate.retain_reference` of the retain model ``retain_dir``,
+    cached like :func:`base_eval` per (model, data, eval settings, device type): every cell on one
+    retain model shares it, and the retain model is loaded only to build it."""
+    forget = cfg.data.forget_set
+    spec = {
+        "model": str(retain_dir),
+        "loading": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
+        "data": source.fingerprint,
+        "forget": cfg.data.eval_sets[forget],
+        "normalised": forget in cfg.data.normalised_sets,
+        "holdout": cfg.data.holdout_split,
+        "eval": {key: cfg.eval[key] for key in ("batch_size", "max_samples", "min_k")},
+        "device": torch.device(device).type,
+    }
+    file = Path(cfg.paths.cache_dir) / "retain_reference" / f"{cfg.model.name}-{cache_key(spec)}.json"
+    if file.is_file():
+        return json.loads(file.read_text())
+    retain_model = load_pretrained(retain_dir, cfg.model)[0].to(device)
+    kwargs = {key: cfg.eval[key] for key in ("batch_size", "max_samples", "min_k")}
+    reference = retain_reference(
+        retain_model, encoder, eval_data.eval_sets[forget], spec["normalised"], eval_data.holdout, **kwargs
+    )
+    file.parent.mkdir(parents=True, exist_ok=True)
+    write_json(file, reference)  # complete or absent, as base_eval's
+    return reference
 
 
 def _texts(datasets) -> list[str]:

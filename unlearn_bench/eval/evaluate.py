@@ -145,7 +145,7 @@ def score_eval_sets(
 
 def score_tofu(
     model,
-    load_retain_model: Callable[[], object] | None,
+    reference: Callable[[], dict] | None,
     encoder: QAEncoder,
     sets: Mapping[str, Dataset],
     forget_set: str,
@@ -156,39 +156,67 @@ def score_tofu(
     min_k: float = 0.4,
 ) -> tuple[dict[str, dict], dict]:
     """Likelihood metrics on every set (TOFU's probability and truth ratio, exact memorisation,
-    extraction strength, min-k% log-probability), and the scores that need the retain model (which
-    never saw the forget set; loaded only if needed): forget quality, the KS p-value between its
-    and the model's per-item truth ratios on ``forget_set``; and the min-k% membership-inference
-    AUC forget vs ``holdout`` for both models, with MUSE's PrivLeak between them (all None without
-    a retain model)."""
+    extraction strength, min-k% log-probability), and the scores that compare with the retain model
+    (which never saw the forget set), through ``reference`` (:func:`retain_reference`, asked for
+    only if needed): forget quality, the KS p-value between its and the model's per-item truth
+    ratios on ``forget_set``; and the min-k% membership-inference AUC forget vs ``holdout`` for both
+    models, with MUSE's PrivLeak between them (all None without a reference)."""
 
-    def likelihoods(m, name: str, desc: str) -> dict:
-        kind = "forget" if name == forget_set else "utility"
-        return score_likelihoods(
-            m, encoder, sets[name], name in normalised_sets, kind, batch_size, max_samples, desc, min_k
-        )
+    def likelihoods(name: str) -> dict:
+        kind, desc = ("forget" if name == forget_set else "utility"), f"likelihood {name}"
+        normalise = name in normalised_sets
+        return score_likelihoods(model, encoder, sets[name], normalise, kind, batch_size, max_samples, desc, min_k)
 
-    def membership(m, forget_scores: list[float], desc: str) -> float:
-        data = holdout.select(range(min(max_samples or len(holdout), len(holdout))))
-        tokens = answer_tokens(m, encoder, list(data["question"]), list(data["answer"]), batch_size, desc)
-        nonmembers = score_memorization(tokens, min_k)["min_k_logprobs"]
-        return membership_auc(torch.tensor(forget_scores), torch.tensor(nonmembers))
-
-    per_set = {name: likelihoods(model, name, f"likelihood {name}") for name in sets}
+    per_set = {name: likelihoods(name) for name in sets}
     ratios = {name: scores.pop("truth_ratios", None) for name, scores in per_set.items()}[forget_set]
     members = {name: scores.pop("min_k_logprobs") for name, scores in per_set.items()}[forget_set]
     top = dict.fromkeys(("forget_quality", "mia_min_k_auc", "mia_min_k_auc_retain_model", "privleak"))
-    if (ratios is None and holdout is None) or load_retain_model is None:
+    if (ratios is None and holdout is None) or reference is None:
         return per_set, top
-    retain_model = load_retain_model()
-    reference = likelihoods(retain_model, forget_set, "likelihood forget, retain model")
+    retain = reference()
     if ratios is not None:
-        top["forget_quality"] = forget_quality(torch.tensor(ratios), torch.tensor(reference["truth_ratios"]))
+        top["forget_quality"] = forget_quality(torch.tensor(ratios), torch.tensor(retain["truth_ratios"]))
     if holdout is not None:
-        auc = membership(model, members, "likelihood holdout")
-        auc_retain = membership(retain_model, reference["min_k_logprobs"], "likelihood holdout, retain model")
+        auc = membership(model, encoder, members, holdout, batch_size, max_samples, min_k, "likelihood holdout")
+        auc_retain = retain["mia_min_k_auc"]
         top |= {"mia_min_k_auc": auc, "mia_min_k_auc_retain_model": auc_retain, "privleak": privleak(auc, auc_retain)}
     return per_set, top
+
+
+def retain_reference(
+    retain_model,
+    encoder: QAEncoder,
+    forget: Dataset,
+    normalised: bool,
+    holdout: Dataset | None,
+    batch_size: int,
+    max_samples: int | None = None,
+    min_k: float = 0.4,
+) -> dict:
+    """What :func:`score_tofu` compares a model with, from the retain model alone: its per-item truth
+    ratios on the forget set (None without perturbed answers) and its min-k% membership-inference
+    AUC forget vs ``holdout`` (None without one). The same for every cell on one retain model, so a
+    cell takes it from a cache (:func:`~unlearn_bench.finetune.cached_retain_reference`)."""
+    desc = "likelihood forget, retain model"
+    scores = score_likelihoods(
+        retain_model, encoder, forget, normalised, "forget", batch_size, max_samples, desc, min_k
+    )
+    auc = None
+    if holdout is not None:
+        desc = "likelihood holdout, retain model"
+        auc = membership(retain_model, encoder, scores["min_k_logprobs"], holdout, batch_size, max_samples, min_k, desc)
+    return {"truth_ratios": scores.get("truth_ratios"), "mia_min_k_auc": auc}
+
+
+def membership(
+    model, encoder: QAEncoder, members: list[float], holdout: Dataset, batch_size: int, max_samples, min_k, desc
+) -> float:
+    """The min-k% membership-inference AUC of ``model``: the forget set's scores ``members`` against
+    the holdout's."""
+    data = holdout.select(range(min(max_samples or len(holdout), len(holdout))))
+    tokens = answer_tokens(model, encoder, list(data["question"]), list(data["answer"]), batch_size, desc)
+    nonmembers = score_memorization(tokens, min_k)["min_k_logprobs"]
+    return membership_auc(torch.tensor(members), torch.tensor(nonmembers))
 
 
 def score_multiple_choice_sets(
@@ -252,7 +280,7 @@ def evaluate_model(
     eval_cfg,
     data_cfg,
     data: EvalData,
-    load_retain_model: Callable[[], object] | None,
+    reference: Callable[[], dict] | None,
 ) -> dict:
     """Every metric of a cell on one model: the paper's columns, TOFU's, privacy and extraction,
     per eval set and multiple-choice set (what metrics.json carries besides the run's bookkeeping)."""
@@ -265,7 +293,7 @@ def evaluate_model(
     if "tofu" in passes:
         likelihoods, top = score_tofu(
             model,
-            load_retain_model,
+            reference,
             encoder,
             data.eval_sets,
             data_cfg.forget_set,

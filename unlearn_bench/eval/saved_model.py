@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from unlearn_bench.console import format_table
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.evaluate import evaluate_model, load_eval_data
-from unlearn_bench.finetune import cached_model_dir, given_model
+from unlearn_bench.finetune import cached_model_dir, cached_retain_reference, given_model
 from unlearn_bench.folders import model_path
 from unlearn_bench.model import load_pretrained
 from unlearn_bench.provenance import provenance
@@ -50,9 +50,12 @@ def evaluate_saved(cfg: DictConfig) -> dict:
     device = instantiate(cfg.trainer, logger=False).strategy.root_device
     model, tokenizer = load_pretrained(model_dir, cfg.model)
     encoder = QAEncoder(tokenizer, cfg.model.prompt_format, cfg.model.max_length)
-    load_retain = (lambda: load_pretrained(retain_dir, cfg.model)[0].to(device)) if retain_dir else None
+    data = load_eval_data(cfg.data, source)
+    reference = None
+    if retain_dir:
+        reference = lambda: cached_retain_reference(cfg, source, retain_dir, encoder, data, device)
     metrics = {
-        **evaluate_model(model.to(device), encoder, cfg.eval, cfg.data, load_eval_data(cfg.data, source), load_retain),
+        **evaluate_model(model.to(device), encoder, cfg.eval, cfg.data, data, reference),
         "model_dir": str(model_dir),
         "retain_model_dir": str(retain_dir) if retain_dir else None,
         "config": {"model": cfg.model.name, "data": cfg.data.name},
