@@ -274,6 +274,7 @@ def test_joblib_runs_cells_in_parallel_and_fine_tunes_each_model_once(tmp_path):
         "data.forget_split=forget10",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
+        "~hydra.callbacks.sweep_start",  # the cells build the models (SLURM's way), not the sweep's start
     )
     proc = subprocess.run(
         cmd, env={**env(tmp_path / "fresh_cache"), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600
@@ -286,6 +287,26 @@ def test_joblib_runs_cells_in_parallel_and_fine_tunes_each_model_once(tmp_path):
     assert sum(log.count("Fine-tuning the full model") for log in logs) == 1
     assert sum(log.count("Reusing the fine-tuned full model") for log in logs) == 1
     assert not [p.name for p in (tmp_path / "fresh_cache").rglob("*") if p.name.endswith((".lock", ".tmp"))]
+
+
+def test_a_sweep_checks_every_cell_then_fine_tunes_its_models_before_the_first_cell(tmp_path):
+    cache = tmp_path / "cache"
+    bad = sweep_cmd(tmp_path / "bad", "multirun_sweeps=table2_attack_smoke", "unlearn.epochs=0")
+    proc = subprocess.run(bad, env=env(cache), capture_output=True, text=True, timeout=600)
+    # one line naming the key, before any fine-tune or cell
+    assert proc.returncode == 1 and "unlearn.epochs" in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert not (cache / "models").exists() and not finished(tmp_path / "bad")
+
+    sweep = tmp_path / "good"
+    cmd = sweep_cmd(sweep, "multirun_sweeps=table2_attack_smoke", "method=gd", "seed=0")
+    proc = subprocess.run(cmd, env=env(cache), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # forget05 and forget10 share the full model: 3 models, built before the first cell
+    assert "Fine-tuning the sweep's 3 base models first" in proc.stdout + proc.stderr
+    logs = [p.read_text() for p in sweep.rglob("run.log")]
+    assert len(logs) == len(finished(sweep)) == 4
+    assert all("Fine-tuning" not in log and log.count("Reusing the fine-tuned") == 2 for log in logs)
 
 
 @pytest.mark.parametrize("launcher", ["slurm", "submitit_slurm"])

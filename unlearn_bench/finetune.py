@@ -86,17 +86,11 @@ def finetuned_model_dirs(cfg: DictConfig, source: TofuSource) -> tuple[str | Pat
 def _build_side_by_side(cfg: DictConfig, source: TofuSource) -> tuple[Path, Path]:
     """Both models, the retain model in a spawned process; the cores are shared between the two."""
     threads = torch.get_num_threads()
-    spec = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data", "finetune", "trainer")}
-    spec["trainer"]["enable_progress_bar"] = False  # one bar on the console: the full model's
-    spec["paths"] = {"cache_dir": str(cfg.paths.cache_dir)}
-    log.info(
-        "Fine-tuning the full and the retain model side by side, on %d and %d threads",
-        threads - threads // 2,
-        threads // 2,
-    )
+    mine = threads - threads // 2
+    log.info("Fine-tuning the full and the retain model side by side, on %d and %d threads", mine, threads // 2)
     with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), _quiet_worker, (threads // 2,)) as pool:
-        retain = pool.submit(_build_retain_model, spec)
-        torch.set_num_threads(threads - threads // 2)
+        retain = pool.submit(_build_model, _portable(cfg), "retain")
+        torch.set_num_threads(mine)
         try:
             full = finetuned_model_dir(cfg, source, "full")
         finally:
@@ -104,17 +98,34 @@ def _build_side_by_side(cfg: DictConfig, source: TofuSource) -> tuple[Path, Path
         return full, retain.result()
 
 
+def build_models(builds: list[tuple[DictConfig, str]], workers: int) -> None:
+    """Fine-tune each (config, role) of ``builds``, ``workers`` at a time in spawned processes that
+    share the cores (what a sweep does first: :mod:`~unlearn_bench.sweep_start`)."""
+    threads = max(1, torch.get_num_threads() // workers)
+    with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _quiet_worker, (threads,)) as pool:
+        for build in [pool.submit(_build_model, _portable(cfg), role) for cfg, role in builds]:
+            build.result()
+
+
+def _portable(cfg: DictConfig) -> dict:
+    """What a fine-tune reads of a cell config, resolved, for another process."""
+    spec = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data", "finetune", "trainer")}
+    spec["trainer"]["enable_progress_bar"] = False  # one bar on the console at most: the cell's
+    spec["paths"] = {"cache_dir": str(cfg.paths.cache_dir)}
+    return spec
+
+
 def _quiet_worker(threads: int) -> None:
-    """The second process's setup: its share of the cores, and a console as quiet as the cell's."""
+    """A build process's setup: its share of the cores, and a console as quiet as the cell's."""
     torch.set_num_threads(threads)
     quiet_library_warnings()
     for name in ("lightning.pytorch", "lightning.fabric"):  # their INFO lines ("GPU available", tips)
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _build_retain_model(spec: dict) -> Path:
+def _build_model(spec: dict, role: str) -> Path:
     cfg = OmegaConf.create(spec)
-    return Path(finetuned_model_dir(cfg, instantiate(cfg.data.source), "retain"))
+    return Path(finetuned_model_dir(cfg, instantiate(cfg.data.source), role))
 
 
 def trains_on_cpu(trainer_cfg: DictConfig) -> bool:
