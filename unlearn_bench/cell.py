@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from unlearn_bench.callbacks import EvalCurve, StopAtUnlearn
 from unlearn_bench.console import format_table
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.data.source import head
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
 from unlearn_bench.eval.evaluate import EvalData, evaluate_model, load_eval_data, rouge_recalls
@@ -221,9 +222,7 @@ def recover(
     """The recovery attacks (``recovery.<name>``) on copies of the unlearned ``model``, scored on
     the eval's forget set against the model before unlearning (:func:`recovery_scores`); every
     model on ``device``."""
-    forget = inputs.eval_data.eval_sets[cfg.data.forget_set]
-    if cfg.eval.max_samples is not None:
-        forget = forget.select(range(min(cfg.eval.max_samples, len(forget))))
+    forget = head(inputs.eval_data.eval_sets[cfg.data.forget_set], cfg.eval.max_samples)
     recalls = lambda m, questions, answers: rouge_recalls(
         m, encoder, questions, answers, cfg.eval.batch_size, cfg.eval.max_new_tokens
     )

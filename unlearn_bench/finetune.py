@@ -73,7 +73,7 @@ def finetuned_model_dirs(cfg: DictConfig, source: TofuSource) -> tuple[str | Pat
     the other where they can be: cells running in parallel (joblib, SLURM) each start with the one
     no other cell is building; one process on several CPU cores, with both to build, trains the
     retain model in a second process, each on half the cores (a small model's step gains less from
-    a second thread than the two builds gain from running side by side: README, "Speed")."""
+    a second thread than the two builds gain from running side by side: README, "Quick start")."""
     missing = [r for r in ROLES if not (given_model(cfg, r) or cached_model_dir(cfg, source, r).is_dir())]
     alone = trains_on_cpu(cfg.trainer) and not data_parallel(cfg.trainer)
     if len(missing) == len(ROLES) and alone and torch.get_num_threads() >= 2:
@@ -88,7 +88,7 @@ def _build_side_by_side(cfg: DictConfig, source: TofuSource) -> tuple[Path, Path
     threads = torch.get_num_threads()
     mine = threads - threads // 2
     log.info("Fine-tuning the full and the retain model side by side, on %d and %d threads", mine, threads // 2)
-    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), _quiet_worker, (threads // 2,)) as pool:
+    with _build_processes(1, threads // 2) as pool:
         retain = pool.submit(_build_model, _portable(cfg), "retain")
         torch.set_num_threads(mine)
         try:
@@ -101,10 +101,14 @@ def _build_side_by_side(cfg: DictConfig, source: TofuSource) -> tuple[Path, Path
 def build_models(builds: list[tuple[DictConfig, str]], workers: int) -> None:
     """Fine-tune each (config, role) of ``builds``, ``workers`` at a time in spawned processes that
     share the cores (what a sweep does first: :mod:`~unlearn_bench.sweep_start`)."""
-    threads = max(1, torch.get_num_threads() // workers)
-    with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _quiet_worker, (threads,)) as pool:
+    with _build_processes(workers, max(1, torch.get_num_threads() // workers)) as pool:
         for build in [pool.submit(_build_model, _portable(cfg), role) for cfg, role in builds]:
             build.result()
+
+
+def _build_processes(workers: int, threads: int) -> ProcessPoolExecutor:
+    """``workers`` fresh (spawned) processes for fine-tunes, ``threads`` each."""
+    return ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _quiet_worker, (threads,))
 
 
 def _portable(cfg: DictConfig) -> dict:
@@ -225,7 +229,7 @@ def base_eval(model, encoder: QAEncoder, source: TofuSource, cfg: DictConfig, mo
     names = [cfg.data.forget_set, *cfg.data.utility_sets]
     spec = {
         "model": str(model_id),
-        "loading": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
+        "loading": _loading(cfg),
         "data": source.fingerprint,
         "sets": {name: cfg.data.eval_sets[name] for name in names},
         "eval": score_kwargs(cfg.eval) | {"trigger_templates": list(cfg.eval.trigger_templates)},
@@ -257,25 +261,30 @@ def cached_retain_reference(
     forget = cfg.data.forget_set
     spec = {
         "model": str(retain_dir),
-        "loading": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
+        "loading": _loading(cfg),
         "data": source.fingerprint,
         "forget": cfg.data.eval_sets[forget],
         "normalised": forget in cfg.data.normalised_sets,
         "holdout": cfg.data.holdout_split,
-        "eval": {key: cfg.eval[key] for key in ("batch_size", "max_samples", "min_k")},
+        "eval": {key: cfg.eval[key] for key in ("batch_size", "max_samples", "min_k")},  # also its arguments
         "device": torch.device(device).type,
     }
     file = Path(cfg.paths.cache_dir) / "retain_reference" / f"{cfg.model.name}-{cache_key(spec)}.json"
     if file.is_file():
         return json.loads(file.read_text())
     retain_model = load_pretrained(retain_dir, cfg.model)[0].to(device)
-    kwargs = {key: cfg.eval[key] for key in ("batch_size", "max_samples", "min_k")}
     reference = retain_reference(
-        retain_model, encoder, eval_data.eval_sets[forget], spec["normalised"], eval_data.holdout, **kwargs
+        retain_model, encoder, eval_data.eval_sets[forget], spec["normalised"], eval_data.holdout, **spec["eval"]
     )
     file.parent.mkdir(parents=True, exist_ok=True)
     write_json(file, reference)  # complete or absent, as base_eval's
     return reference
+
+
+def _loading(cfg: DictConfig) -> dict:
+    """How the model is loaded (its config section without the unlearning-only LoRA): part of the
+    keys of the caches of its scores."""
+    return {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"}
 
 
 def _texts(datasets) -> list[str]:

@@ -43,9 +43,10 @@ class SweepStart(Callback):
         for overrides in distinct(jobs, NOT_FINETUNE):
             cfg = compose(config_name, [*overrides, folder])
             source = instantiate(cfg.data.source)
-            for role in ROLES:
-                if given_model(cfg, role) is None and not cached_model_dir(cfg, source, role).is_dir():
-                    missing.setdefault(cached_model_dir(cfg, source, role), (cfg, role))
+            for role in (r for r in ROLES if given_model(cfg, r) is None):
+                model_dir = cached_model_dir(cfg, source, role)
+                if not model_dir.is_dir():
+                    missing.setdefault(model_dir, (cfg, role))
         if missing:
             at_once = max(1, min(len(missing), torch.get_num_threads()))  # a small model gains more this way
             log.info("Fine-tuning the sweep's %d base models first, %d at a time", len(missing), at_once)

@@ -23,6 +23,12 @@ REQUIRED_FIELDS = {"question": STRING, "answer": STRING}
 OPTIONAL_FIELDS = {"paraphrased_answer": STRING, "perturbed_answer": STRINGS}
 
 
+def head(data, max_samples: int | None):
+    """The first ``max_samples`` rows of ``data`` (all of them with None): what ``eval.max_samples``
+    scores."""
+    return data if max_samples is None else data.select(range(min(max_samples, len(data))))
+
+
 class TofuSource:
     """TOFU-format splits from ``path``: a local folder of ``{split}.json``/``.jsonl``/``.parquet``
     files, or a hub dataset id whose subsets are the split names (``locuslab/TOFU``)."""

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from unlearn_bench.data.multiple_choice import load_multiple_choice
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.data.source import TofuSource
+from unlearn_bench.data.source import TofuSource, head
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.eval.generation import generate_answers
 from unlearn_bench.eval.likelihood import answer_tokens, score_likelihoods, score_memorization
@@ -42,8 +42,7 @@ def score_set(
     Generation stops at ``max_new_tokens``, raised to fit the set's longest reference answer (a cap
     below it would cut answers and lower recall silently); ``at_cap`` is the share of answers that
     hit the cap without an end-of-sequence token, with a warning above 25%."""
-    if max_samples is not None:
-        data = data.select(range(min(max_samples, len(data))))
+    data = head(data, max_samples)
     questions = [rewrite(q) if rewrite else q for q in data["question"]]
     cap = max(max_new_tokens, longest_answer(encoder, data["answer"]))
     metric, answers = generated_recall(model, encoder, questions, data["answer"], batch_size, cap, desc)
@@ -213,7 +212,7 @@ def membership(
 ) -> float:
     """The min-k% membership-inference AUC of ``model``: the forget set's scores ``members`` against
     the holdout's."""
-    data = holdout.select(range(min(max_samples or len(holdout), len(holdout))))
+    data = head(holdout, max_samples)
     tokens = answer_tokens(model, encoder, list(data["question"]), list(data["answer"]), batch_size, desc)
     nonmembers = score_memorization(tokens, min_k)["min_k_logprobs"]
     return membership_auc(torch.tensor(members), torch.tensor(nonmembers))

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from unlearn_bench.answer_logits import answer_forward
 from unlearn_bench.data.qa import IGNORE_INDEX, QAEncoder
+from unlearn_bench.data.source import head
 from unlearn_bench.eval.distributed import sharded
 from unlearn_bench.eval.memorization import (
     ExactMemorization,
@@ -116,8 +117,7 @@ def score_likelihoods(
     normalised over the true and perturbed answers, and the truth ratio's base is the answer itself
     even if a paraphrase exists, as TOFU and open-unlearning score them; elsewhere the base is the
     paraphrase when the set has one."""
-    if max_samples is not None:
-        data = data.select(range(min(max_samples, len(data))))
+    data = head(data, max_samples)
     questions = list(data["question"])
 
     def nll(answers: list[str], tag: str) -> torch.Tensor:

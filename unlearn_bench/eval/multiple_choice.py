@@ -9,6 +9,7 @@ from datasets import Dataset
 from torch import Tensor
 
 from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.data.source import head
 from unlearn_bench.eval.likelihood import answer_tokens
 from unlearn_bench.eval.per_item import PerItemMetric
 
@@ -39,8 +40,7 @@ def score_multiple_choice(
 ) -> dict:
     """Accuracy on ``data`` (``question``, ``choices``, ``answer``); each choice is scored as the
     continuation of the question's prompt (no EOS), ``rewrite`` transforms the question first."""
-    if max_samples is not None:
-        data = data.select(range(min(max_samples, len(data))))
+    data = head(data, max_samples)
     questions = [rewrite(q) if rewrite else q for q in data["question"]]
     pairs = [(q, c) for q, choices in zip(questions, data["choices"]) for c in choices]
     tokens = answer_tokens(model, encoder, [q for q, _ in pairs], [c for _, c in pairs], batch_size, desc, eos=False)
