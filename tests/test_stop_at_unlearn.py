@@ -1,12 +1,19 @@
 """When StopAtUnlearn checks and where it stops, on a scripted unlearning run (its checks replaced
 by a known recall curve, its signal by a known agreement curve)."""
 
+import math
 from types import SimpleNamespace
 
 import pytest
 import torch
+from datasets import Dataset
 
+from conftest import unigram_model
 from unlearn_bench.callbacks import StopAtUnlearn
+from unlearn_bench.data.qa import QAEncoder
+from unlearn_bench.eval import evaluate
+from unlearn_bench.eval.evaluate import score_set
+from unlearn_bench.tokenizer import train_tokenizer
 
 
 def scripted_run(recall, agreement, max_steps=300, every_n_steps=2, max_gap_steps=20):
@@ -42,3 +49,54 @@ def test_checks_are_few_and_the_stop_lands_where_dense_checks_would(curve):
 def test_a_recall_that_never_falls_is_still_checked_every_max_gap_steps():
     checked, stopped = scripted_run(lambda s: 0.9, lambda s: 1.0, max_steps=100)
     assert stopped is None and checked == [2, 22, 42, 62, 82]
+
+
+def test_the_eval_reuses_the_forget_scores_of_a_check_at_the_last_step(monkeypatch):
+    """The check that stops unlearning generated the forget set's answers on the final model, with
+    the eval's settings: the eval takes its scores instead of generating the same answers again."""
+    tokenizer = train_tokenizer(["Who? alpha beta", "Where? beta"] * 3, 300)
+    (alpha,) = tokenizer(" alpha", add_special_tokens=False).input_ids
+    model, encoder = unigram_model(len(tokenizer), [alpha]), QAEncoder(tokenizer, "Q: {question}\nA:")
+    forget = Dataset.from_dict({"question": ["Who?", "Where?"], "answer": ["alpha beta", "beta"]})
+    stop = StopAtUnlearn(encoder, forget, 1.0, every_n_steps=2, batch_size=4, max_new_tokens=4)
+    trainer = SimpleNamespace(global_step=1, num_training_batches=7, should_stop=False)
+    outputs = {"agreement": {"forget": torch.tensor(1.0)}}
+    stop.on_train_batch_end(trainer, SimpleNamespace(model=model), outputs, None, 0)
+    assert stop.final_scores(1) is None  # no check yet
+    trainer.global_step = 2
+    stop.on_train_batch_end(trainer, SimpleNamespace(model=model), outputs, None, 0)
+    assert trainer.should_stop and stop.generated == 1
+    expected = score_set(model, encoder, forget, batch_size=4, max_new_tokens=4, desc=None)
+    assert stop.final_scores(2) == expected and expected["rougeL_recall"] == 0.25  # (1/2 + 0) / 2
+    assert stop.final_scores(3) is None  # a training step after the check: stale
+
+    generated = []
+    real = evaluate.generate_answers
+    monkeypatch.setattr(
+        evaluate, "generate_answers", lambda m, e, q, *a, **k: generated.append(q) or real(m, e, q, *a, **k)
+    )
+    sets = {"forget": forget, "retain": Dataset.from_dict({"question": ["Where?"], "answer": ["beta"]})}
+    kwargs = dict(batch_size=4, max_new_tokens=4, max_samples=None)
+    per_set = evaluate.score_eval_sets(model, encoder, sets, [], None, {}, {"forget": stop.final_scores(2)}, **kwargs)
+    assert per_set["forget"] == expected and generated == [["Where?"]]  # only the retain set was generated
+
+
+def test_a_check_near_the_target_ends_its_generation_once_it_is_proven_above():
+    """Near the target a check only decides whether to stop: once the answers generated so far
+    prove the recall above the target it ends with that bound, which the eval never reuses."""
+    tokenizer = train_tokenizer(["Who? alpha beta"] * 3, 300)
+    (alpha,) = tokenizer(" alpha", add_special_tokens=False).input_ids
+    model, encoder = unigram_model(len(tokenizer), [alpha]), QAEncoder(tokenizer, "Q: {question}\nA:")
+    forget = Dataset.from_dict({"question": ["Who?", "Who?"], "answer": ["beta", "alpha alpha alpha"]})
+    full = score_set(model, encoder, forget, batch_size=1, max_new_tokens=40, desc=None)["rougeL_recall"]
+    assert full == 0.5  # (0 + 1) / 2
+    stop = StopAtUnlearn(encoder, forget, 0.4, every_n_steps=2, batch_size=1, max_new_tokens=40)
+    stop.generated, stop.due = 1, -math.inf  # in the near band
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    bound, generated = stop.check(model)
+    # the "beta" row runs to the cap (40 tokens); the "alpha" row's 8 first tokens prove 3/3
+    assert generated and stop.ended_early == 1 and 0.4 < bound <= full
+    assert len(calls) == 40 + 8 and stop.scores is None
+    stop.target = 0.5  # not provably above: generated in full, as score_set would
+    assert stop.check(model) == (full, True) and stop.ended_early == 1

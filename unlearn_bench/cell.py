@@ -93,6 +93,7 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
             cfg.data,
             inputs.eval_data,
             lambda: cached_retain_reference(cfg, inputs.source, inputs.retain_dir, encoder, inputs.eval_data, device),
+            scored_by_stop_check(cfg, stop, trainer.global_step, components),
         )
     recovery, recovered = None, {}
     if components.recovery:
@@ -107,7 +108,9 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
         "defense": defense_stats or None,
         "unlearn_steps": trainer.global_step,
         "reached_stop_at_unlearn": None if stop is None else stop.reached,
-        "stop_checks": None if stop is None else {"checks": stop.checks, "generated": stop.generated},
+        "stop_checks": None
+        if stop is None
+        else {"checks": stop.checks, "generated": stop.generated, "ended_early": stop.ended_early},
         "base_model": base_scores,
         "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
         | {"seed": cfg.seed, "finetune_seed": cfg.finetune.seed},
@@ -141,6 +144,16 @@ def load_inputs(cfg: DictConfig) -> Inputs:
     forget, retain = source.load(cfg.data.forget_split), source.load(cfg.data.retain_split)
     full_dir, retain_dir = finetuned_model_dirs(cfg, source)
     return Inputs(source, eval_data, forget, retain, full_dir, retain_dir)
+
+
+def scored_by_stop_check(cfg: DictConfig, stop: StopAtUnlearn | None, step: int, components: Components) -> dict:
+    """The forget set's scores from the stop check at the model's last step, as the eval would
+    compute them (the whole set, the eval's batch size and cap): the eval does not generate them
+    again. Empty after a defense that changes the model, or with eval.max_samples."""
+    scores = stop.final_scores(step) if stop is not None else None
+    if scores is None or components.after_unlearning is not None or cfg.eval.max_samples is not None:
+        return {}
+    return {cfg.data.forget_set: scores}
 
 
 def unlearning_callbacks(cfg: DictConfig, encoder: QAEncoder, eval_data: EvalData, output_dir: Path):

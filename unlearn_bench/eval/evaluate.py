@@ -15,6 +15,7 @@ from unlearn_bench.data.multiple_choice import load_multiple_choice
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import TofuSource, head
 from unlearn_bench.data.templates import HashedTemplate
+from unlearn_bench.eval.early_exit import RecallWatch
 from unlearn_bench.eval.generation import generate_answers
 from unlearn_bench.eval.likelihood import answer_tokens, score_likelihoods, score_memorization
 from unlearn_bench.eval.memorization import membership_auc, privleak
@@ -35,28 +36,24 @@ def score_set(
     max_samples: int | None = None,
     rewrite: Callable[[str], str] | None = None,
     desc: str | None = "eval",
+    above: float | None = None,
 ) -> dict:
     """ROUGE-L recall of greedy answers on ``data``; ``rewrite`` transforms each question first.
     A set with a ``probe`` column (RWKU-style probes) also gets the recall per probe type.
 
     Generation stops at ``max_new_tokens``, raised to fit the set's longest reference answer (a cap
     below it would cut answers and lower recall silently); ``at_cap`` is the share of answers that
-    hit the cap without an end-of-sequence token, with a warning above 25%."""
+    hit the cap without an end-of-sequence token, with a warning above 25%. With ``above`` (one
+    process only), generation ends with :class:`~unlearn_bench.eval.early_exit.RecallAbove` as soon
+    as the answers so far prove the recall above it."""
     data = head(data, max_samples)
     questions = [rewrite(q) if rewrite else q for q in data["question"]]
     cap = max(max_new_tokens, longest_answer(encoder, data["answer"]))
-    metric, answers = generated_recall(model, encoder, questions, data["answer"], batch_size, cap, desc)
+    watch = None if above is None else RecallWatch(encoder, list(data["answer"]), above)
+    metric, answers = generated_recall(model, encoder, questions, data["answer"], batch_size, cap, desc, watch)
     at_cap = sum(a.at_cap for a in answers) / max(len(answers), 1)
-    if at_cap > 0.25 and desc is not None:
-        log.warning(
-            "%s: %.0f%% of the greedy answers stopped at the cap of %d new tokens without an end-of-sequence "
-            "token; if they are cut-off answers rather than rambling, ROUGE-L recall is underestimated: "
-            "raise eval.max_new_tokens",
-            desc,
-            100 * at_cap,
-            cap,
-        )
     scores = {"rougeL_recall": float(metric.compute()), "n": len(data), "max_new_tokens": cap, "at_cap": at_cap}
+    warn_at_cap(scores, desc)
     if "probe" in data.column_names:
         recall, probes = metric.per_sample(), data["probe"]
         scores["rougeL_recall_by_probe"] = {
@@ -65,12 +62,32 @@ def score_set(
     return scores
 
 
+def warn_at_cap(scores: dict, desc: str | None) -> None:
+    """The warning of :func:`score_set` when over 25% of its answers stopped at the cap."""
+    if scores["at_cap"] > 0.25 and desc is not None:
+        log.warning(
+            "%s: %.0f%% of the greedy answers stopped at the cap of %d new tokens without an end-of-sequence "
+            "token; if they are cut-off answers rather than rambling, ROUGE-L recall is underestimated: "
+            "raise eval.max_new_tokens",
+            desc,
+            100 * scores["at_cap"],
+            scores["max_new_tokens"],
+        )
+
+
 def generated_recall(
-    model, encoder: QAEncoder, questions: list[str], references: list[str], batch_size: int, cap: int, desc=None
+    model,
+    encoder: QAEncoder,
+    questions: list[str],
+    references: list[str],
+    batch_size: int,
+    cap: int,
+    desc=None,
+    watch: RecallWatch | None = None,
 ) -> tuple[RougeLRecall, list]:
     """ROUGE-L recall of the greedy answers to ``questions`` (at most ``cap`` new tokens) against
     ``references``, per row in the metric; and the answers."""
-    answers = generate_answers(model, encoder, questions, batch_size, cap, desc=desc)
+    answers = generate_answers(model, encoder, questions, batch_size, cap, desc=desc, watch=watch)
     metric = RougeLRecall()
     metric.update([a.text for a in answers], list(references))
     return metric, answers
@@ -123,13 +140,19 @@ def score_eval_sets(
     utility_sets: list[str],
     trigger: Callable[[str], str],
     extra_triggers: Mapping[str, Callable[[str], str]],
+    scored: Mapping[str, dict] | None = None,
     **score,
 ) -> dict[str, dict]:
-    """``score_set`` on every set; each utility set again with ``trigger`` on its questions
-    (``trigger_rougeL_recall``) and with each extra rewrite (``extra_trigger_rougeL_recall``)."""
+    """``score_set`` on every set (those in ``scored`` already were, on this very model); each
+    utility set again with ``trigger`` on its questions (``trigger_rougeL_recall``) and with each
+    extra rewrite (``extra_trigger_rougeL_recall``)."""
     per_set = {}
     for name, data in sets.items():
-        per_set[name] = score_set(model, encoder, data, desc=f"eval {name}", **score)
+        if scored and name in scored:
+            per_set[name] = dict(scored[name])
+            warn_at_cap(per_set[name], f"eval {name}")
+        else:
+            per_set[name] = score_set(model, encoder, data, desc=f"eval {name}", **score)
         if name not in utility_sets:
             continue
         rewritten = {
@@ -280,13 +303,18 @@ def evaluate_model(
     data_cfg,
     data: EvalData,
     reference: Callable[[], dict] | None,
+    scored: Mapping[str, dict] | None = None,
 ) -> dict:
     """Every metric of a cell on one model: the paper's columns, TOFU's, privacy and extraction,
-    per eval set and multiple-choice set (what metrics.json carries besides the run's bookkeeping)."""
+    per eval set and multiple-choice set (what metrics.json carries besides the run's bookkeeping).
+    ``scored``: eval sets' ``score_set`` scores already computed on this model, with these eval
+    settings (the stop check's last generation)."""
     trigger = HashedTemplate(eval_cfg.trigger_templates)
     extra = {name: HashedTemplate(t) for name, t in eval_cfg.extra_trigger_templates.items()}
     utility_sets = list(data_cfg.utility_sets)
-    per_set = score_eval_sets(model, encoder, data.eval_sets, utility_sets, trigger, extra, **score_kwargs(eval_cfg))
+    per_set = score_eval_sets(
+        model, encoder, data.eval_sets, utility_sets, trigger, extra, scored, **score_kwargs(eval_cfg)
+    )
     passes = set(eval_cfg.get("metrics") or PASSES)  # eval.metrics: the passes to run (scores.py)
     top = {score.key: None for score in SUMMARY if score.computed_by == "tofu"}
     if "tofu" in passes:
