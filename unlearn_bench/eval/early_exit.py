@@ -33,28 +33,35 @@ class RecallWatch(StoppingCriteria):
     def __init__(self, encoder: QAEncoder, references: list[str], threshold: float, every: int = 8):
         self.encoder, self.references, self.threshold, self.every = encoder, references, threshold, every
         self.finished = 0.0  # recall summed over the answers of the batches generated
+        self.ended: dict[int, float] = {}  # this batch's rows that have ended: their final recall
         self.rows: list[int] = []
         self.width = 0
 
     def start(self, rows: list[int], width: int) -> None:
-        self.rows, self.width = rows, width
+        self.rows, self.width, self.ended = rows, width, {}
 
     def end(self, answers: list[str]) -> None:
-        self.finished += self._recall_sum(answers)
+        self.finished += sum(self._recalls(self.rows, answers))
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         if (input_ids.shape[1] - self.width) % self.every == 0:
             eos = self.encoder.tokenizer.eos_token_id
-            prefixes = []
-            for row in input_ids[:, self.width :]:
-                text = self.encoder.decode_answer(row)
-                prefixes.append(text if (row == eos).any() else " ".join(text.split()[:-1]))
-            bound = (self.finished + self._recall_sum(prefixes)) / len(self.references)
-            if bound > self.threshold:
-                raise RecallAbove(bound)
+            rows, prefixes, ended = [], [], []
+            for i, generated in zip(self.rows, input_ids[:, self.width :]):
+                if i in self.ended:
+                    continue
+                text = self.encoder.decode_answer(generated)
+                rows.append(i)
+                ended.append(bool((generated == eos).any()))
+                prefixes.append(text if ended[-1] else " ".join(text.split()[:-1]))
+            recalls = self._recalls(rows, prefixes)
+            self.ended |= {i: r for i, r, done in zip(rows, recalls, ended) if done}
+            bound = self.finished + sum(self.ended.values()) + sum(r for r, d in zip(recalls, ended) if not d)
+            if bound / len(self.references) > self.threshold:
+                raise RecallAbove(bound / len(self.references))
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
-    def _recall_sum(self, answers: list[str]) -> float:
+    def _recalls(self, rows: list[int], answers: list[str]) -> list[float]:
         metric = RougeLRecall()
-        metric.update(answers, [self.references[i] for i in self.rows])
-        return float(metric.per_sample().sum())
+        metric.update(answers, [self.references[i] for i in rows])
+        return metric.per_sample().tolist()
