@@ -198,3 +198,22 @@ def test_the_retain_models_reference_is_computed_once_per_model_and_eval_setting
     cfg.eval.min_k = 0.2
     with pytest.raises(AssertionError, match="loaded again"):
         cached_retain_reference(cfg, source, retain, encoder, data, "cpu")
+
+
+def test_a_last_round_of_fewer_builds_than_workers_gets_every_core(monkeypatch):
+    pools, built = [], []
+
+    def pool(workers, threads):  # runs each build at once, in this process
+        pools.append((workers, threads))
+        return ThreadPoolExecutor(1)
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(finetune, "_build_processes", pool)
+    monkeypatch.setattr(finetune, "_portable", lambda cfg: cfg)
+    monkeypatch.setattr(finetune, "_build_model", lambda spec, role: built.append((spec, role)))
+    builds = [(f"cfg{i}", "full") for i in range(5)]
+    finetune.build_models(builds, 2)
+    assert built == builds and pools == [(2, 2), (1, 4)]  # 2 rounds of 2 on 2 threads each, then 1 on 4
+    pools.clear()
+    finetune.build_models(builds[:4], 2)
+    assert pools == [(2, 2)]

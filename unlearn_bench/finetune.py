@@ -100,10 +100,16 @@ def _build_side_by_side(cfg: DictConfig, source: TofuSource) -> tuple[Path, Path
 
 def build_models(builds: list[tuple[DictConfig, str]], workers: int) -> None:
     """Fine-tune each (config, role) of ``builds``, ``workers`` at a time in spawned processes that
-    share the cores (what a sweep does first: :mod:`~unlearn_bench.sweep_start`)."""
-    with _build_processes(workers, max(1, torch.get_num_threads() // workers)) as pool:
-        for build in [pool.submit(_build_model, _portable(cfg), role) for cfg, role in builds]:
-            build.result()
+    share the cores (what a sweep does first: :mod:`~unlearn_bench.sweep_start`). Builds take about
+    as long as each other, so a last round with fewer builds than workers gets all the cores: no
+    core idles through it (the thread count does not change the model: tests/test_cache.py)."""
+    rounds = len(builds) - len(builds) % workers
+    for part, at_once in ((builds[:rounds], workers), (builds[rounds:], len(builds) % workers)):
+        if not part:
+            continue
+        with _build_processes(at_once, max(1, torch.get_num_threads() // at_once)) as pool:
+            for build in [pool.submit(_build_model, _portable(cfg), role) for cfg, role in part]:
+                build.result()
 
 
 def _build_processes(workers: int, threads: int) -> ProcessPoolExecutor:
