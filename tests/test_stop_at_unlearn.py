@@ -1,7 +1,6 @@
 """When StopAtUnlearn checks and where it stops, on a scripted unlearning run (its checks replaced
 by a known recall curve, its signal by a known agreement curve)."""
 
-import math
 from types import SimpleNamespace
 
 import pytest
@@ -79,24 +78,3 @@ def test_the_eval_reuses_the_forget_scores_of_a_check_at_the_last_step(monkeypat
     kwargs = dict(batch_size=4, max_new_tokens=4, max_samples=None)
     per_set = evaluate.score_eval_sets(model, encoder, sets, [], None, {}, {"forget": stop.final_scores(2)}, **kwargs)
     assert per_set["forget"] == expected and generated == [["Where?"]]  # only the retain set was generated
-
-
-def test_a_check_near_the_target_ends_its_generation_once_it_is_proven_above():
-    """Near the target a check only decides whether to stop: once the answers generated so far
-    prove the recall above the target it ends with that bound, which the eval never reuses."""
-    tokenizer = train_tokenizer(["Who? alpha beta"] * 3, 300)
-    (alpha,) = tokenizer(" alpha", add_special_tokens=False).input_ids
-    model, encoder = unigram_model(len(tokenizer), [alpha]), QAEncoder(tokenizer, "Q: {question}\nA:")
-    forget = Dataset.from_dict({"question": ["Who?", "Who?"], "answer": ["beta", "alpha alpha alpha"]})
-    full = score_set(model, encoder, forget, batch_size=1, max_new_tokens=40, desc=None)["rougeL_recall"]
-    assert full == 0.5  # (0 + 1) / 2
-    stop = StopAtUnlearn(encoder, forget, 0.4, every_n_steps=2, batch_size=1, max_new_tokens=40)
-    stop.generated, stop.due = 1, -math.inf  # in the near band
-    calls = []
-    model.register_forward_hook(lambda *_: calls.append(1))
-    bound, generated = stop.check(model)
-    # the "beta" row runs to the cap (40 tokens); the "alpha" row's 8 first tokens prove 3/3
-    assert generated and stop.ended_early == 1 and 0.4 < bound <= full
-    assert len(calls) == 40 + 8 and stop.scores is None
-    stop.target = 0.5  # not provably above: generated in full, as score_set would
-    assert stop.check(model) == (full, True) and stop.ended_early == 1

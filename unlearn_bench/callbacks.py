@@ -12,8 +12,6 @@ import lightning as L
 from datasets import Dataset
 
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.eval.distributed import world
-from unlearn_bench.eval.early_exit import RecallAbove
 from unlearn_bench.eval.evaluate import rouge_lower_bound, score_set
 
 
@@ -36,11 +34,9 @@ class StopAtUnlearn(L.Callback):
     ``every_n_steps`` once recall is within ``NEAR`` of the target (so the stop lands where
     checking every ``every_n_steps`` would). A check first tries the exact teacher-forced lower
     bound of the recall (:func:`~unlearn_bench.eval.evaluate.rouge_lower_bound`): above the
-    target, nothing needs generating. In the near band a check only decides whether to stop, so
-    its generation ends once the answers so far prove the recall above the target
-    (:class:`~unlearn_bench.eval.early_exit.RecallWatch`). The stop itself is decided by the
-    generated ROUGE-L recall, the score the final eval reports (and reuses: :meth:`final_scores`).
-    Its module must return the agreement (``ComposedLossModule(..., agreement=True)``).
+    target, nothing needs generating. The stop itself is decided by the generated ROUGE-L recall,
+    the score the final eval reports (and reuses: :meth:`final_scores`). Its module must return the
+    agreement (``ComposedLossModule(..., agreement=True)``).
     """
 
     PROGRESS_STEP = 0.05  # progress between checks until recall is seen to fall
@@ -61,7 +57,6 @@ class StopAtUnlearn(L.Callback):
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.reached = False  # whether the run stopped at the target, not at the step cap
         self.seconds, self.checks, self.generated = 0.0, 0, 0  # time in checks; checks; those that generated
-        self.ended_early = 0  # generating checks ended once above the target
         self.scores: dict | None = None  # score_set's scores of the forget set, when the last check generated in full
         self.scored_step = -1  # the step of the last check
         self.agreement: dict[str, deque[float]] = {}  # per split, over the last epoch's batches
@@ -111,14 +106,9 @@ class StopAtUnlearn(L.Callback):
             if bound > self.target:
                 return bound, False
         self.generated += 1
-        # Near the target the recall matters only if it is at or below it: above, end generating.
-        near = self.due == -math.inf and world()[1] == 1  # a watch sees one process's answers
-        kwargs = dict(batch_size=self.batch_size, max_new_tokens=self.max_new_tokens, desc=None)
-        try:
-            self.scores = score_set(model, self.encoder, self.forget, above=self.target if near else None, **kwargs)
-        except RecallAbove as partial:
-            self.ended_early += 1
-            return partial.bound, True
+        self.scores = score_set(
+            model, self.encoder, self.forget, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens, desc=None
+        )
         return self.scores["rougeL_recall"], True
 
     def crossing(self, progress: float, recall: float) -> float:

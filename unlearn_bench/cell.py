@@ -108,9 +108,7 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
         "defense": defense_stats or None,
         "unlearn_steps": trainer.global_step,
         "reached_stop_at_unlearn": None if stop is None else stop.reached,
-        "stop_checks": None
-        if stop is None
-        else {"checks": stop.checks, "generated": stop.generated, "ended_early": stop.ended_early},
+        "stop_checks": None if stop is None else {"checks": stop.checks, "generated": stop.generated},
         "base_model": base_scores,
         "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
         | {"seed": cfg.seed, "finetune_seed": cfg.finetune.seed},

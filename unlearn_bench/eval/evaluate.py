@@ -15,7 +15,6 @@ from unlearn_bench.data.multiple_choice import load_multiple_choice
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import TofuSource, head
 from unlearn_bench.data.templates import HashedTemplate
-from unlearn_bench.eval.early_exit import RecallWatch
 from unlearn_bench.eval.generation import generate_answers
 from unlearn_bench.eval.likelihood import answer_tokens, score_likelihoods, score_memorization
 from unlearn_bench.eval.memorization import membership_auc, privleak
@@ -36,21 +35,17 @@ def score_set(
     max_samples: int | None = None,
     rewrite: Callable[[str], str] | None = None,
     desc: str | None = "eval",
-    above: float | None = None,
 ) -> dict:
     """ROUGE-L recall of greedy answers on ``data``; ``rewrite`` transforms each question first.
     A set with a ``probe`` column (RWKU-style probes) also gets the recall per probe type.
 
     Generation stops at ``max_new_tokens``, raised to fit the set's longest reference answer (a cap
     below it would cut answers and lower recall silently); ``at_cap`` is the share of answers that
-    hit the cap without an end-of-sequence token, with a warning above 25%. With ``above`` (one
-    process only), generation ends with :class:`~unlearn_bench.eval.early_exit.RecallAbove` as soon
-    as the answers so far prove the recall above it."""
+    hit the cap without an end-of-sequence token, with a warning above 25%."""
     data = head(data, max_samples)
     questions = [rewrite(q) if rewrite else q for q in data["question"]]
     cap = max(max_new_tokens, longest_answer(encoder, data["answer"]))
-    watch = None if above is None else RecallWatch(encoder, list(data["answer"]), above)
-    metric, answers = generated_recall(model, encoder, questions, data["answer"], batch_size, cap, desc, watch)
+    metric, answers = generated_recall(model, encoder, questions, data["answer"], batch_size, cap, desc)
     at_cap = sum(a.at_cap for a in answers) / max(len(answers), 1)
     scores = {"rougeL_recall": float(metric.compute()), "n": len(data), "max_new_tokens": cap, "at_cap": at_cap}
     warn_at_cap(scores, desc)
@@ -76,18 +71,11 @@ def warn_at_cap(scores: dict, desc: str | None) -> None:
 
 
 def generated_recall(
-    model,
-    encoder: QAEncoder,
-    questions: list[str],
-    references: list[str],
-    batch_size: int,
-    cap: int,
-    desc=None,
-    watch: RecallWatch | None = None,
+    model, encoder: QAEncoder, questions: list[str], references: list[str], batch_size: int, cap: int, desc=None
 ) -> tuple[RougeLRecall, list]:
     """ROUGE-L recall of the greedy answers to ``questions`` (at most ``cap`` new tokens) against
     ``references``, per row in the metric; and the answers."""
-    answers = generate_answers(model, encoder, questions, batch_size, cap, desc=desc, watch=watch)
+    answers = generate_answers(model, encoder, questions, batch_size, cap, desc=desc)
     metric = RougeLRecall()
     metric.update([a.text for a in answers], list(references))
     return metric, answers

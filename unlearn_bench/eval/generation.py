@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from tqdm.auto import tqdm
-from transformers import StoppingCriteriaList
 
 from unlearn_bench.data.qa import QAEncoder
-from unlearn_bench.eval.distributed import sharded, world
-from unlearn_bench.eval.early_exit import RecallWatch
+from unlearn_bench.eval.distributed import sharded
 from unlearn_bench.model import evaluating
 
 
@@ -27,26 +25,14 @@ def generate_answers(
     batch_size: int = 64,
     max_new_tokens: int = 48,
     desc: str | None = "generate",
-    watch: RecallWatch | None = None,
 ) -> list[Answer]:
     """The model's greedy answer to each question, in the order given; ``desc=None`` hides the
-    progress bar (for frequent checks inside training). Under DDP each rank answers a share.
-    ``watch`` (one process only) may end the generation early by raising ``RecallAbove``."""
-    if watch is None:
-        return sharded(lambda part: _generate(model, encoder, part, batch_size, max_new_tokens, desc), questions)
-    if world()[1] > 1:
-        raise ValueError("a RecallWatch sees one process's answers only: generate without it under DDP")
-    return _generate(model, encoder, questions, batch_size, max_new_tokens, desc, watch)
+    progress bar (for frequent checks inside training). Under DDP each rank answers a share."""
+    return sharded(lambda part: _generate(model, encoder, part, batch_size, max_new_tokens, desc), questions)
 
 
 def _generate(
-    model,
-    encoder: QAEncoder,
-    questions: list[str],
-    batch_size: int,
-    max_new_tokens: int,
-    desc: str | None,
-    watch: RecallWatch | None = None,
+    model, encoder: QAEncoder, questions: list[str], batch_size: int, max_new_tokens: int, desc: str | None
 ) -> list[Answer]:
     # Sorting by prompt length keeps padding (wasted compute) small; answers are put back in order.
     prompts = [encoder.prompt_ids(q) for q in questions]
@@ -58,11 +44,6 @@ def _generate(
             idx = order[start : start + batch_size]
             batch = encoder.collate([{"input_ids": prompts[i]} for i in idx], side="left")
             batch = {k: v.to(model.device) for k, v in batch.items()}
-            width = batch["input_ids"].shape[1]
-            criteria = {}
-            if watch is not None:
-                watch.start(idx, width)
-                criteria["stopping_criteria"] = StoppingCriteriaList([watch])
             out = model.generate(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
@@ -71,11 +52,9 @@ def _generate(
                 use_cache=True,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
-                **criteria,
             )
+            width = batch["input_ids"].shape[1]
             for i, row in zip(idx, out[:, width:]):
                 at_cap = len(row) == max_new_tokens and not (row == tokenizer.eos_token_id).any().item()
                 answers[i] = Answer(encoder.decode_answer(row), at_cap)
-            if watch is not None:
-                watch.end([answers[i].text for i in idx])
     return answers
