@@ -58,7 +58,6 @@ class StopAtUnlearn(L.Callback):
         self.reached = False  # whether the run stopped at the target, not at the step cap
         self.seconds, self.checks, self.generated = 0.0, 0, 0  # time in checks; checks; those that generated
         self.scores: dict | None = None  # score_set's scores of the forget set, when the last check generated in full
-        self.scored_step = -1  # the step of the last check
         self.agreement: dict[str, deque[float]] = {}  # per split, over the last epoch's batches
         self.start: dict[str, float] = {}  # per split, at the first step
         self.checked: list[tuple[float, float]] = [(0.0, 1.0)]  # (progress, recall) at the start and each check
@@ -76,7 +75,7 @@ class StopAtUnlearn(L.Callback):
         start = time.perf_counter()
         recall, generated = self.check(pl_module.model)
         self.seconds += time.perf_counter() - start
-        self.last_step = self.scored_step = trainer.global_step
+        self.last_step = trainer.global_step
         if recall <= self.target:
             trainer.should_stop = self.reached = True
         elif generated:
@@ -89,7 +88,7 @@ class StopAtUnlearn(L.Callback):
     def final_scores(self, step: int) -> dict | None:
         """The forget set's scores at ``step`` (the model's last) if a check generated them in full
         there: the eval reuses them instead of generating the same answers again."""
-        return self.scores if self.scored_step == step else None
+        return self.scores if self.last_step == step else None
 
     def progress(self) -> float:
         """Mean over splits of |agreement over the last epoch − agreement at the first step|."""
