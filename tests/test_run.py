@@ -52,6 +52,7 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
         "config_hash",
         "eval_device",
         "reached_stop_at_unlearn",
+        "unlearn_end",
         "stop_checks",
         "seconds",
         "provenance",
@@ -87,6 +88,7 @@ def test_cell_writes_metrics_json_with_the_documented_schema(gd_cell):
         "finetune_seed": 0,
     }
     assert isinstance(metrics["reached_stop_at_unlearn"], bool)
+    assert metrics["unlearn_end"] == ("target" if metrics["reached_stop_at_unlearn"] else "epochs")
     assert set(metrics["base_model"]) == {"forget", "retain", "world_facts"}
     assert set(metrics["base_model"]["forget"]) == {"plain", "templated"}
     assert metrics["wall_seconds"] > 0
@@ -180,6 +182,7 @@ def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_pat
         "unlearn_steps",
         "config_hash",
         "reached_stop_at_unlearn",
+        "unlearn_end",
         "stop_checks",
         "seconds",
     }
@@ -219,6 +222,27 @@ def test_unlearning_stops_once_the_forget_score_reaches_the_target(tmp_path, cac
     proc = run_cli(tmp_path, "unlearn.epochs=3", f"unlearn.stop_at_unlearn={target}", cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["unlearn_steps"] == steps
+
+
+def test_a_run_that_stops_forgetting_stops_after_the_patience(tmp_path, cache_dir):
+    # At a learning rate of 0 nothing is forgotten and a target of 0 is out of reach: checks every 2
+    # steps (one epoch) see no progress, so a patience of 1 epoch ends the run at the second check,
+    # not at the 6-step cap.
+    overrides = [
+        "unlearn.epochs=3",
+        "unlearn.optimizer.lr=0.0",
+        "unlearn.stop_patience_epochs=1",
+        "unlearn.stop_at_unlearn=0.0",
+    ]
+    overrides += ["unlearn.stop_check_max_gap_steps=2"]
+    proc = run_cli(tmp_path, *overrides, cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert (metrics["unlearn_end"], metrics["reached_stop_at_unlearn"], metrics["unlearn_steps"]) == (
+        "stalled",
+        False,
+        4,
+    )
 
 
 def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):

@@ -15,10 +15,10 @@ from unlearn_bench.eval.evaluate import score_set
 from unlearn_bench.tokenizer import train_tokenizer
 
 
-def scripted_run(recall, agreement, max_steps=300, every_n_steps=2, max_gap_steps=20):
+def scripted_run(recall, agreement, max_steps=300, every_n_steps=2, max_gap_steps=20, patience_epochs=None, stop=None):
     """The steps at which the callback checked, and the step it stopped at (None: never)."""
-    stop = StopAtUnlearn(None, None, 0.28, every_n_steps, 1, 1, max_gap_steps)
-    trainer = SimpleNamespace(global_step=0, num_training_batches=7, should_stop=False)
+    stop = stop or StopAtUnlearn(None, None, 0.28, every_n_steps, 1, 1, max_gap_steps, patience_epochs)
+    trainer = SimpleNamespace(global_step=0, num_training_batches=7, accumulate_grad_batches=1, should_stop=False)
     checked = []
     stop.check = lambda model: (checked.append(trainer.global_step), (recall(trainer.global_step), True))[1]
     for step in range(1, max_steps + 1):
@@ -48,6 +48,30 @@ def test_checks_are_few_and_the_stop_lands_where_dense_checks_would(curve):
 def test_a_recall_that_never_falls_is_still_checked_every_max_gap_steps():
     checked, stopped = scripted_run(lambda s: 0.9, lambda s: 1.0, max_steps=100)
     assert stopped is None and checked == [2, 22, 42, 62, 82]
+
+
+@pytest.mark.parametrize("curve", ["plateau", "climbs_back"])
+def test_a_run_that_stops_improving_short_of_the_target_stops_after_patience_epochs(curve):
+    """A defense that stops forgetting (recall flat at 0.55), or NPO's recall climbing back from
+    0.35: the run stops 10 epochs (70 steps of 7) after its best check, not at the 300-step cap."""
+    if curve == "plateau":
+        recall = lambda s: max(0.55, 1 - s / 50)
+    else:
+        recall = lambda s: 1 - s / 40 if s <= 26 else min(0.6, 0.35 + (s - 26) / 200)
+    stop = StopAtUnlearn(None, None, 0.28, 2, 1, 1, 20, patience_epochs=10)
+    checked, stopped = scripted_run(recall, lambda s: 1 - min(s, 26) / 100, patience_epochs=10, stop=stop)
+    best = min(checked, key=recall)
+    assert stop.stalled and not stop.reached
+    assert best + 70 <= stopped <= best + 70 + 20  # the first check 10 epochs after the best
+    assert scripted_run(recall, lambda s: 1 - min(s, 26) / 100)[1] is None  # without patience: on to the cap
+
+
+def test_a_plateau_shorter_than_the_patience_still_reaches_the_target():
+    """GD's recall often pauses for a few epochs (here 60 steps) before falling again: patience must not end it."""
+    recall = lambda s: 1 - s / 100 if s < 40 else (0.6 if s < 100 else 0.6 - (s - 100) / 50)
+    stop = StopAtUnlearn(None, None, 0.28, 2, 1, 1, 20, patience_epochs=10)
+    _, stopped = scripted_run(recall, lambda s: 1 - s / 300, stop=stop)
+    assert stop.reached and not stop.stalled and recall(stopped) <= 0.28
 
 
 def test_the_eval_reuses_the_forget_scores_of_a_check_at_the_last_step(monkeypatch):

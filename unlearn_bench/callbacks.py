@@ -37,10 +37,15 @@ class StopAtUnlearn(L.Callback):
     target, nothing needs generating. The stop itself is decided by the generated ROUGE-L recall,
     the score the final eval reports (and reuses: :meth:`final_scores`). Its module must return the
     agreement (``ComposedLossModule(..., agreement=True)``).
+
+    A run whose checks have not improved on their best by ``MIN_DELTA`` for ``patience_epochs``
+    epochs has stalled short of the target (a defense that stops forgetting, NPO climbing back):
+    it stops there (``stalled``) instead of training on to the epoch cap.
     """
 
     PROGRESS_STEP = 0.05  # progress between checks until recall is seen to fall
     NEAR = 0.05  # recall this close above the target: check every every_n_steps
+    MIN_DELTA = 0.01  # a recall lower than the best by less than this is not progress
 
     def __init__(
         self,
@@ -51,11 +56,13 @@ class StopAtUnlearn(L.Callback):
         batch_size: int,
         max_new_tokens: int,
         max_gap_steps: int = 20,
+        patience_epochs: int | None = None,
     ):
         self.encoder, self.forget, self.target = encoder, forget, target
-        self.every_n_steps, self.max_gap_steps = every_n_steps, max_gap_steps
+        self.every_n_steps, self.max_gap_steps, self.patience_epochs = every_n_steps, max_gap_steps, patience_epochs
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
-        self.reached = False  # whether the run stopped at the target, not at the step cap
+        self.reached = self.stalled = False  # whether the run stopped at the target; stopped for lack of progress
+        self.best, self.best_step = math.inf, 0  # the lowest value checked (improved by MIN_DELTA) and its step
         self.seconds, self.checks, self.generated = 0.0, 0, 0  # time in checks; checks; those that generated
         self.scores: dict | None = None  # score_set's scores of the forget set, when the last check generated in full
         self.agreement: dict[str, deque[float]] = {}  # per split, over the last epoch's batches
@@ -78,12 +85,26 @@ class StopAtUnlearn(L.Callback):
         self.last_step = trainer.global_step
         if recall <= self.target:
             trainer.should_stop = self.reached = True
+        elif self.has_stalled(trainer, recall, first_generated=generated and self.generated == 1):
+            trainer.should_stop = self.stalled = True
         elif generated:
             # Near the target, where recall wanders up and down, every ``every_n_steps``.
             self.due = -math.inf if recall - self.target <= self.NEAR else self.crossing(progress, recall)
             self.checked.append((progress, recall))
         else:
             self.due = progress + self.PROGRESS_STEP
+
+    def has_stalled(self, trainer, recall: float, first_generated: bool) -> bool:
+        """Whether ``patience_epochs`` epochs have passed since this check's value (the recall, or
+        its lower bound before anything was generated) last fell ``MIN_DELTA`` below its best. The
+        first generated recall starts a new best (a bound is lower than the recall it bounds)."""
+        if first_generated or recall < self.best - self.MIN_DELTA:
+            self.best, self.best_step = recall, trainer.global_step
+            return False
+        if self.patience_epochs is None:
+            return False
+        steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        return trainer.global_step - self.best_step >= self.patience_epochs * steps_per_epoch
 
     def final_scores(self, step: int) -> dict | None:
         """The forget set's scores at ``step`` (the model's last) if a check generated them in full

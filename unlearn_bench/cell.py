@@ -108,6 +108,7 @@ def run_cell(cfg: DictConfig, components: Components) -> dict:
         "defense": defense_stats or None,
         "unlearn_steps": trainer.global_step,
         "reached_stop_at_unlearn": None if stop is None else stop.reached,
+        "unlearn_end": unlearn_end(stop),
         "stop_checks": None if stop is None else {"checks": stop.checks, "generated": stop.generated},
         "base_model": base_scores,
         "config": {key: _choice(cfg, key) for key in ("model", "data", "method", "attack", "defense")}
@@ -154,6 +155,13 @@ def scored_by_stop_check(cfg: DictConfig, stop: StopAtUnlearn | None, step: int,
     return {cfg.data.forget_set: scores}
 
 
+def unlearn_end(stop: StopAtUnlearn | None) -> str:
+    """Why unlearning ended: at the target Unlearn, stalled short of it, or at the epoch cap."""
+    if stop is not None and stop.reached:
+        return "target"
+    return "stalled" if stop is not None and stop.stalled else "epochs"
+
+
 def unlearning_callbacks(cfg: DictConfig, encoder: QAEncoder, eval_data: EvalData, output_dir: Path):
     """The callbacks of the unlearning fit: the stop at the target Unlearn score and the curve,
     when configured; and the stop callback itself (None without a target)."""
@@ -168,6 +176,7 @@ def unlearning_callbacks(cfg: DictConfig, encoder: QAEncoder, eval_data: EvalDat
             cfg.eval.batch_size,
             cfg.eval.max_new_tokens,
             cfg.unlearn.stop_check_max_gap_steps,
+            cfg.unlearn.stop_patience_epochs,
         )
         callbacks.append(stop)
     if cfg.eval.curve_every_n_steps is not None:

@@ -37,10 +37,12 @@ class StageConfig:
     warmup_ratio: float = 0.0
     seed: int = 0
     # Unlearning only: stop once forget ROUGE-L recall <= this (checks at least every_n and at
-    # most max_gap steps apart, see callbacks.StopAtUnlearn); null = never.
+    # most max_gap steps apart, see callbacks.StopAtUnlearn); null = never. Also stop once the
+    # recall has not improved for stop_patience_epochs epochs (null = train on to the cap).
     stop_at_unlearn: Any = None
     stop_check_every_n_steps: int = 2
     stop_check_max_gap_steps: int = 20
+    stop_patience_epochs: Any = None
 
     def check(self, where: str) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -55,6 +57,12 @@ class StageConfig:
             raise ConfigError(
                 f"{where}.stop_check_every_n_steps={self.stop_check_every_n_steps} must be >= 1 and "
                 f"<= {where}.stop_check_max_gap_steps={self.stop_check_max_gap_steps}"
+            )
+        if self.stop_patience_epochs is not None and not (
+            isinstance(self.stop_patience_epochs, int) and self.stop_patience_epochs >= 1
+        ):
+            raise ConfigError(
+                f"{where}.stop_patience_epochs={self.stop_patience_epochs!r} must be null or an integer >= 1"
             )
         _check_optimizer(where, self.optimizer)
 
