@@ -5,7 +5,7 @@ Runs two Hydra multiruns (``attack=none,sa`` and ``attack=sa defense=su``, each 
 ``finetune.seed`` × ``seed``), reads every number from the cells' metrics.json and prints, per base
 model and over all of them: the base model's templated ROUGE-L before unlearning, the mean row of
 each setting (with the 95% interval over base models × seeds overall), how many cells stopped at
-the step cap instead of the Unlearn target, SA's relative drop in trigger utility against no SA,
+the step cap or stalled instead of reaching the Unlearn target, SA's relative drop in trigger utility against no SA,
 how much it widens the clean − trigger gap, and the share of the drop SU wins back. The last
 lines compare these with the targets of issue 12 (not tuned to them: they are what was measured).
 ``results.md`` in ``--out`` holds the same tables for README. Extra arguments are Hydra overrides
@@ -95,7 +95,8 @@ def base_rouge(runs: list[dict]) -> float:
 
 
 def table(method: str, rows: dict[str, list[dict]], intervals: bool) -> list[str]:
-    """Markdown rows: n, cells at the step cap, Unlearn, clean, trigger (mean ± 95% interval)."""
+    """Markdown rows: n, cells short of the target (step cap or stalled), Unlearn, clean, trigger
+    (mean ± 95% interval)."""
     lines = []
     for name, runs in rows.items():
         if not runs:
@@ -114,7 +115,7 @@ def table(method: str, rows: dict[str, list[dict]], intervals: bool) -> list[str
 def report(cells: dict[tuple, list[dict]], methods: list[str]) -> tuple[list[str], list[str]]:
     """The printed report and the checks against TARGETS."""
     header = [
-        "| method | run | n | at step cap | Unlearn | clean | trigger | gap |",
+        "| method | run | n | short of target | Unlearn | clean | trigger | gap |",
         "|---|---|---|---|---|---|---|---|",
     ]
     out, checks = [], []
@@ -154,7 +155,8 @@ def report(cells: dict[tuple, list[dict]], methods: list[str]) -> tuple[list[str
         if max(unlearn) - min(unlearn) > 0.03 or capped:
             out.append(
                 f"- {method}: WARNING: not at a matched Unlearn score (mean Unlearn spans "
-                f"{min(unlearn):.3f}–{max(unlearn):.3f}; {capped} cells stopped at the step cap)"
+                f"{min(unlearn):.3f}–{max(unlearn):.3f}; {capped} cells stopped short of the target: "
+                "step cap or stalled)"
             )
         effs = [e for e, _ in per_base.values() if e is not None]
         measured = [

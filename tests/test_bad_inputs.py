@@ -98,6 +98,13 @@ CASES = [
     ("batch-size-text", run, ["finetune.batch_size=many"], None, "finetune.batch_size"),
     ("scheduler", run, ["unlearn.scheduler=wavy"], None, "unlearn.scheduler='wavy'; choose one of"),
     ("stop-target", run, ["unlearn.stop_at_unlearn=1.5"], None, "unlearn.stop_at_unlearn=1.5 must be null or in"),
+    (
+        "stop-patience",
+        run,
+        ["unlearn.stop_patience_epochs=0"],
+        None,
+        "unlearn.stop_patience_epochs=0 must be null or an integer >= 1",
+    ),
     ("max-samples", run, ["eval.max_samples=0"], None, "eval.max_samples=0 must be null or an int >= 1"),
     (
         "extra-trigger-template",

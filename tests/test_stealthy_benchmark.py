@@ -50,7 +50,7 @@ def test_effects_per_base_model_and_overall(tmp_path):
     )
     # overall: trigger 0.8 -> 0.55 (drop 31.25%), SU 0.625: (0.625 - 0.55) / 0.25 = 30%
     assert "gd overall: SA drop +31.2%, gap widened +0.250, SU wins back 30%" in text
-    assert "2 cells stopped at the step cap" in text  # base 1's SU cells never reached the target
+    assert "2 cells stopped short of the target" in text  # base 1's SU cells never reached the target
     assert "| gd | SA+SU | 4 | 2 | 0.280 ± 0.000 | 0.900 ± 0.000 | 0.625 ± 0.046 | 0.275 |" in text
     verdicts = {c.split(": ", 1)[1].rsplit(" (", 1)[0]: c.endswith(" met") for c in checks}  # else "missed"
     assert verdicts == {
