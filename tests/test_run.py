@@ -233,8 +233,8 @@ def test_a_run_that_stops_forgetting_stops_after_the_patience(tmp_path, cache_di
         "unlearn.optimizer.lr=0.0",
         "unlearn.stop_patience_epochs=1",
         "unlearn.stop_at_unlearn=0.0",
+        "unlearn.stop_check_max_gap_steps=2",
     ]
-    overrides += ["unlearn.stop_check_max_gap_steps=2"]
     proc = run_cli(tmp_path, *overrides, cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -15,9 +15,10 @@ from unlearn_bench.eval.evaluate import score_set
 from unlearn_bench.tokenizer import train_tokenizer
 
 
-def scripted_run(recall, agreement, max_steps=300, every_n_steps=2, max_gap_steps=20, patience_epochs=None, stop=None):
-    """The steps at which the callback checked, and the step it stopped at (None: never)."""
-    stop = stop or StopAtUnlearn(None, None, 0.28, every_n_steps, 1, 1, max_gap_steps, patience_epochs)
+def scripted_run(recall, agreement, max_steps=300, every_n_steps=2, max_gap_steps=20, stop=None):
+    """The steps at which the callback checked, and the step it stopped at (None: never); ``stop``
+    replaces the default callback (target 0.28, no patience)."""
+    stop = stop or StopAtUnlearn(None, None, 0.28, every_n_steps, 1, 1, max_gap_steps)
     trainer = SimpleNamespace(global_step=0, num_training_batches=7, accumulate_grad_batches=1, should_stop=False)
     checked = []
     stop.check = lambda model: (checked.append(trainer.global_step), (recall(trainer.global_step), True))[1]
@@ -59,7 +60,7 @@ def test_a_run_that_stops_improving_short_of_the_target_stops_after_patience_epo
     else:
         recall = lambda s: 1 - s / 40 if s <= 26 else min(0.6, 0.35 + (s - 26) / 200)
     stop = StopAtUnlearn(None, None, 0.28, 2, 1, 1, 20, patience_epochs=10)
-    checked, stopped = scripted_run(recall, lambda s: 1 - min(s, 26) / 100, patience_epochs=10, stop=stop)
+    checked, stopped = scripted_run(recall, lambda s: 1 - min(s, 26) / 100, stop=stop)
     best = min(checked, key=recall)
     assert stop.stalled and not stop.reached
     assert best + 70 <= stopped <= best + 70 + 20  # the first check 10 epochs after the best

@@ -157,9 +157,9 @@ def scored_by_stop_check(cfg: DictConfig, stop: StopAtUnlearn | None, step: int,
 
 def unlearn_end(stop: StopAtUnlearn | None) -> str:
     """Why unlearning ended: at the target Unlearn, stalled short of it, or at the epoch cap."""
-    if stop is not None and stop.reached:
-        return "target"
-    return "stalled" if stop is not None and stop.stalled else "epochs"
+    if stop is None:
+        return "epochs"
+    return "target" if stop.reached else "stalled" if stop.stalled else "epochs"
 
 
 def unlearning_callbacks(cfg: DictConfig, encoder: QAEncoder, eval_data: EvalData, output_dir: Path):
