@@ -19,6 +19,24 @@ def test_local_json_and_parquet_load_the_same_rows(tmp_path):
         assert TofuSource(tmp_path / folder).load("forget10").to_list() == ROWS
 
 
+def test_local_files_are_read_without_contacting_the_hub(tmp_path, monkeypatch):
+    """datasets.load_dataset pings the hub for every local file (a DNS lookup: up to seconds per
+    split where the hub cannot be reached); local data must not touch the network."""
+    import socket
+
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)  # as on a user's machine
+    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", True)
+    lookups = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: lookups.append(a[0]) or [])
+    (tmp_path / "forget10.json").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    Dataset.from_list(ROWS).to_parquet(tmp_path / "retain90.parquet")
+    for split in ("forget10", "retain90"):
+        assert TofuSource(tmp_path).load(split).to_list() == ROWS
+    assert lookups == []
+
+
 def test_missing_split_lists_what_is_there(tmp_path):
     (tmp_path / "retain90.json").write_text(json.dumps(ROWS[0]) + "\n")
     with pytest.raises(FileNotFoundError, match=r"split 'forget10' not found.*\['retain90'\]"):

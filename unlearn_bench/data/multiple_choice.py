@@ -9,7 +9,7 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
-from unlearn_bench.data.source import TofuSource
+from unlearn_bench.data.source import TofuSource, read_file
 from unlearn_bench.data.validation import INDEX, SOME_STRINGS, STRING, check_rows
 from unlearn_bench.errors import DataError
 from unlearn_bench.folders import looks_local
@@ -26,8 +26,7 @@ def load_multiple_choice(spec: str | Mapping, source: TofuSource) -> Dataset:
     path, split, subset = str(spec["path"]), spec.get("split") or "test", spec.get("subset")
     local = Path(path).expanduser()
     if local.is_file():
-        builder = "parquet" if local.suffix == ".parquet" else "json"
-        data, where = load_dataset(builder, data_files=str(local), split="train"), str(local)
+        data, where = read_file(local), str(local)
     elif local.is_dir():
         data, where = TofuSource(str(local)).read(split)
     elif looks_local(path):

@@ -66,28 +66,34 @@ class TofuSource:
             ) from None
 
     def _load_local(self, folder: Path, split: str) -> tuple[Dataset, str]:
-        from datasets import load_dataset
-        from datasets.exceptions import DatasetGenerationError
-
-        for suffix, builder in ((".json", "json"), (".jsonl", "json"), (".parquet", "parquet")):
+        for suffix in (".json", ".jsonl", ".parquet"):
             file = folder / f"{split}{suffix}"
             if file.exists():
-                if file.stat().st_size == 0:  # datasets would raise a bare StopIteration
-                    raise DataError(f"{file} is empty")
-                try:
-                    with quiet_datasets():
-                        return load_dataset(builder, data_files=str(file), split="train"), str(file)
-                except DatasetGenerationError as e:  # e.g. a truncated line: a long traceback naming no file
-                    raise DataError(
-                        f"{file} cannot be read as {builder} ({e.__cause__ or e}); fix or replace the file"
-                    ) from None
-                except ValueError as e:  # e.g. "[]": datasets finds no split at all
-                    raise DataError(f"{file} holds no rows ({e})") from None
+                return read_file(file), str(file)
         found = sorted(p.stem for p in folder.iterdir() if p.suffix in (".json", ".jsonl", ".parquet"))
         raise FileNotFoundError(
             f"split {split!r} not found in {folder}: expected {split}.json, .jsonl or .parquet; "
             f"splits there: {found or 'none'}"
         )
+
+
+def read_file(file: Path) -> Dataset:
+    """A local JSON, JSON Lines or parquet file as a Dataset. ``Dataset.from_json``/``from_parquet``
+    rather than ``load_dataset("json", ...)``, which first pings the hub to count a download: one
+    DNS lookup per file, seconds each where the hub cannot be reached (benchmarks/data_loading.py)."""
+    from datasets import Dataset
+    from datasets.exceptions import DatasetGenerationError
+
+    builder = "parquet" if file.suffix == ".parquet" else "json"
+    if file.stat().st_size == 0:  # datasets would raise a bare StopIteration
+        raise DataError(f"{file} is empty")
+    try:
+        with quiet_datasets():
+            return Dataset.from_parquet(str(file)) if builder == "parquet" else Dataset.from_json(str(file))
+    except DatasetGenerationError as e:  # e.g. a truncated line: a long traceback naming no file
+        raise DataError(f"{file} cannot be read as {builder} ({e.__cause__ or e}); fix or replace the file") from None
+    except ValueError as e:  # e.g. "[]": datasets finds no split at all
+        raise DataError(f"{file} holds no rows ({e})") from None
 
 
 @contextmanager
