@@ -369,6 +369,19 @@ def test_config_hash_does_not_depend_on_where_the_cache_lives(monkeypatch):
     assert config_hash(_cfg("seed=1")) != first  # what decides the result still does
 
 
+def test_an_option_added_later_keeps_earlier_cells_resumable_while_off():
+    """Cells run before unlearn.stop_patience_epochs existed resume (same hash) while it is null."""
+    from omegaconf import open_dict
+
+    from unlearn_bench.resume import config_hash
+
+    before = _cfg()
+    with open_dict(before):
+        del before.unlearn["stop_patience_epochs"]
+    assert config_hash(_cfg()) == config_hash(before)
+    assert config_hash(_cfg("unlearn.stop_patience_epochs=10")) != config_hash(before)
+
+
 def test_forget_split_drives_the_retain_split():
     cfg = _cfg("data.forget_split=forget05")
     assert cfg.data.retain_split == "retain95"

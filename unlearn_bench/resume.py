@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 # What decides a cell's result; paths, loggers, progress bars and the sweep's name do not.
 RESULT_KEYS = ("model", "data", "method", "attack", "defense", "finetune", "unlearn", "eval", "seed")
+# Options added after sweeps had run, that change nothing while null: left out of the hash then,
+# so those sweeps still resume (a90ba8f's stop patience had made every earlier cell run again).
+ADDED_OFF = (("unlearn", "stop_patience_epochs"),)
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -34,6 +37,9 @@ def config_hash(cfg: DictConfig) -> str:
     }
     if cfg.get("recovery"):  # only then: cells without recovery attacks keep their hashes
         spec["recovery"] = OmegaConf.to_container(cfg.recovery, resolve=True)
+    for section, key in ADDED_OFF:  # off, they leave the hashes of cells run before they existed
+        if spec[section].get(key, ...) is None:
+            del spec[section][key]
     return cache_key(_without_cache_dirs(spec))
 
 
