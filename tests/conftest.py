@@ -13,6 +13,15 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 import unlearn_bench  # noqa: F401  first: pins the CPU kernels as the entry points do (numerics.py)
 
+if "OMP_NUM_THREADS" not in os.environ:
+    # pytest-xdist's workers share the cores as the joblib launcher's jobs do (workers x threads =
+    # cores), and the cells tests start as processes inherit it: two workers of two threads each
+    # fought over 2 cores, and every such cell spawned a second process to fine-tune side by side.
+    # Tests of thread-dependent behaviour set the count themselves (test_cache.py).
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
+
 REAL_TOFU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
 ROOT = Path(__file__).resolve().parents[1]
 CONF, SWEEPS = ROOT / "conf", ROOT / "multirun_sweeps"  # the configs' home (the package links to them)
