@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# README's first command from a fresh clone and venv, timed as a new user meets it, in two variants
+# one after the other: as README gives it (pip skips compiling to bytecode; the run, with
+# PYTHONDONTWRITEBYTECODE unset, caches what it imports) and with pip compiling every installed
+# module. With --tests, each venv then gets README's second command's install and times
+# `pytest -n 2 tests/test_run.py` (its cells run as processes, so it shows what later commands pay
+# to import). Prints each variant's seconds, its headline digits and the ratio of the totals.
+#   benchmarks/quick_start.sh [--tests]      (about 8 minutes; 20 with --tests, on 2 cores)
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+export PIP_NO_CACHE_DIR=1  # a fresh machine has no pip cache
+
+first_command() {  # $1: variant (readme | compiled)
+  local dir="$work/$1"
+  git clone -q "$repo" "$dir" && cd "$dir"
+  python3 -m venv .venv && . .venv/bin/activate && pip install -q --upgrade pip 2> /dev/null
+  export UNLEARN_BENCH_CACHE="$dir/cache"
+  local start installed end
+  start=$(date +%s.%N)
+  if [ "$1" = readme ]; then
+    pip install -q --no-compile torch==2.13.0 -e . -c .ci/constraints.txt 2> /dev/null
+    installed=$(date +%s.%N)
+    env -u PYTHONDONTWRITEBYTECODE unlearn-bench hydra.run.dir="$dir/cell" > run.log 2>&1
+  else
+    pip install -q torch==2.13.0 -e . -c .ci/constraints.txt 2> /dev/null
+    installed=$(date +%s.%N)
+    unlearn-bench hydra.run.dir="$dir/cell" > run.log 2>&1
+  fi
+  end=$(date +%s.%N)
+  python - "$1" "$start" "$installed" "$end" "$dir/cell/metrics.json" << 'EOF'
+import json, sys
+name, start, installed, end, path = sys.argv[1], *map(float, sys.argv[2:5]), sys.argv[5]
+m = json.load(open(path))
+print(f"{name}: install {installed - start:.0f} s, run {end - installed:.0f} s, total {end - start:.0f} s; "
+      f"unlearn {m['unlearn']:.3f} clean {m['clean_utility']:.3f} trigger {m['trigger_utility']:.3f}")
+open(f"{path}.total", "w").write(f"{end - start}")
+EOF
+  deactivate
+}
+
+test_run() {  # $1: variant
+  cd "$work/$1" && . .venv/bin/activate
+  pip install -q torch==2.13.0 -e ".[dev]" -c .ci/constraints.txt 2> /dev/null
+  local start
+  start=$(date +%s)
+  UNLEARN_BENCH_CACHE='' pytest -q -n 2 tests/test_run.py -p no:cacheprovider | tail -1
+  echo "$1: tests/test_run.py $(($(date +%s) - start)) s"
+  deactivate
+}
+
+first_command readme
+first_command compiled
+python3 -c "import sys; r, c = (float(open(f'$work/{v}/cell/metrics.json.total').read()) for v in ('readme', 'compiled')); print(f'first command readme/compiled = {r / c:.2f}')"
+if [ "${1:-}" = --tests ]; then
+  test_run readme
+  test_run compiled
+fi
+rm -rf "$work"
