@@ -10,31 +10,29 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 export PIP_NO_CACHE_DIR=1  # a fresh machine has no pip cache
+declare -A TOTAL
 
-first_command() {  # $1: variant (readme | compiled)
-  local dir="$work/$1"
+first_command() {  # $1: variant (readme | compiled); sets TOTAL[$1], the seconds it took
+  local dir="$work/$1" install=() run=(unlearn-bench)
+  if [ "$1" = readme ]; then
+    install=(--no-compile) run=(env -u PYTHONDONTWRITEBYTECODE unlearn-bench)
+  fi
   git clone -q "$repo" "$dir" && cd "$dir"
   python3 -m venv .venv && . .venv/bin/activate && pip install -q --upgrade pip 2> /dev/null
   export UNLEARN_BENCH_CACHE="$dir/cache"
   local start installed end
   start=$(date +%s.%N)
-  if [ "$1" = readme ]; then
-    pip install -q --no-compile torch==2.13.0 -e . -c .ci/constraints.txt 2> /dev/null
-    installed=$(date +%s.%N)
-    env -u PYTHONDONTWRITEBYTECODE unlearn-bench hydra.run.dir="$dir/cell" > run.log 2>&1
-  else
-    pip install -q torch==2.13.0 -e . -c .ci/constraints.txt 2> /dev/null
-    installed=$(date +%s.%N)
-    unlearn-bench hydra.run.dir="$dir/cell" > run.log 2>&1
-  fi
+  pip install -q "${install[@]}" torch==2.13.0 -e . -c .ci/constraints.txt 2> /dev/null
+  installed=$(date +%s.%N)
+  "${run[@]}" hydra.run.dir="$dir/cell" > run.log 2>&1
   end=$(date +%s.%N)
+  TOTAL[$1]=$(python -c "print($end - $start)")
   python - "$1" "$start" "$installed" "$end" "$dir/cell/metrics.json" << 'EOF'
 import json, sys
 name, start, installed, end, path = sys.argv[1], *map(float, sys.argv[2:5]), sys.argv[5]
 m = json.load(open(path))
 print(f"{name}: install {installed - start:.0f} s, run {end - installed:.0f} s, total {end - start:.0f} s; "
       f"unlearn {m['unlearn']:.3f} clean {m['clean_utility']:.3f} trigger {m['trigger_utility']:.3f}")
-open(f"{path}.total", "w").write(f"{end - start}")
 EOF
   deactivate
 }
@@ -51,7 +49,7 @@ test_run() {  # $1: variant
 
 first_command readme
 first_command compiled
-python3 -c "import sys; r, c = (float(open(f'$work/{v}/cell/metrics.json.total').read()) for v in ('readme', 'compiled')); print(f'first command readme/compiled = {r / c:.2f}')"
+python3 -c "print(f'first command readme/compiled = {${TOTAL[readme]} / ${TOTAL[compiled]}:.2f}')"
 if [ "${1:-}" = --tests ]; then
   test_run readme
   test_run compiled
