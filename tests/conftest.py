@@ -13,13 +13,16 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 import unlearn_bench  # noqa: F401  first: pins the CPU kernels as the entry points do (numerics.py)
 
-if "OMP_NUM_THREADS" not in os.environ:
+_MINE = "UNLEARN_BENCH_TEST_THREADS"  # marks a count set here, not by the user
+if os.environ.get("OMP_NUM_THREADS", os.environ.get(_MINE)) == os.environ.get(_MINE):
     # pytest-xdist's workers share the cores as the joblib launcher's jobs do (workers x threads =
     # cores), and the cells tests start as processes inherit it: two workers of two threads each
     # fought over 2 cores, and every such cell spawned a second process to fine-tune side by side.
+    # The controller imports this file too, before its workers start: they inherit its count (all
+    # the cores) and must replace it, or OpenMP's oversubscribed threads make cells 3x slower.
     # Tests of thread-dependent behaviour set the count themselves (test_cache.py).
     _threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    os.environ["OMP_NUM_THREADS"] = os.environ[_MINE] = str(_threads)
     torch.set_num_threads(_threads)
 
 REAL_TOFU = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
