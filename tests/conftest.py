@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import unlearn_bench  # noqa: F401  first: pins the CPU kernels as the entry points do (numerics.py)
@@ -79,3 +80,17 @@ def run_cli(out, *overrides, cache_dir, data=TINY_SYNTH):
     cmd = [sys.executable, "-m", "unlearn_bench.run", *TINY, *data, f"hydra.run.dir={out}", *overrides]
     env = {**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir), "WANDB_MODE": "offline"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def run_cell_here(out, *overrides, cache_dir, data=TINY_SYNTH, model=TINY) -> dict:
+    """What :func:`run_cli` runs, in this process (``unlearn_bench.run.run`` on the composed
+    config): a tenth of the time, as a process spends ~10 s importing Lightning and transformers.
+    Returns metrics.json's content; a bad input raises SystemExit(1) after its line on stderr.
+    ``model``: the tiny overrides of the embedded model. For what only a process shows (exit
+    status, console, Hydra's run folder), use run_cli."""
+    from unlearn_bench.run import run
+
+    paths = [f"paths.output_dir={out}", f"paths.cache_dir={cache_dir}"]
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[*model, *data, *paths, *overrides])
+    return run(cfg)

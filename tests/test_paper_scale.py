@@ -2,7 +2,6 @@
 fine-tune stage, base-model scores that do not depend on which cell built the cache, the
 generation cap, and the GPU check script in its CPU mode."""
 
-import json
 import logging
 import os
 import subprocess
@@ -14,7 +13,7 @@ from datasets import Dataset
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-from conftest import CONF, TINY, TINY_SYNTH, run_cli, unigram_model
+from conftest import CONF, TINY, TINY_SYNTH, run_cell_here, unigram_model
 from unlearn_bench.config import validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.evaluate import score_set
@@ -80,9 +79,7 @@ def test_every_optimizer_config_trains_with_clipping_under_the_trainer_precision
 
 
 def run_cell(out, cache, *overrides):
-    proc = run_cli(out, "logger=none", *overrides, cache_dir=cache)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((Path(out) / "metrics.json").read_text()), proc
+    return run_cell_here(out, "logger=none", *overrides, cache_dir=cache)
 
 
 @pytest.fixture(scope="module")
@@ -96,21 +93,23 @@ def finetuned(tmp_path_factory, cache_dir):
 
 
 @pytest.mark.slow
-def test_given_checkpoints_replace_the_fine_tune_and_the_given_retain_model_is_the_reference(finetuned, tmp_path):
+def test_given_checkpoints_replace_the_fine_tune_and_the_given_retain_model_is_the_reference(
+    finetuned, tmp_path, caplog
+):
     full, _ = finetuned
     fresh = tmp_path / "cache"
     # The full model handed over as the retain model too, and unlearning at lr 0: the scored model is the
     # reference itself, so forget quality is exactly 1 and the MIA AUCs agree (the cached retain model
     # would give neither).
-    metrics, proc = run_cell(
-        tmp_path / "cell",
-        fresh,
-        f"finetune.full_model={full}",
-        f"finetune.retain_model={full}",
-        "unlearn.optimizer.lr=0.0",
-    )
-    log = proc.stdout + proc.stderr
-    assert "no fine-tuning" in log and "Fine-tuning the" not in log
+    with caplog.at_level(logging.INFO):
+        metrics = run_cell(
+            tmp_path / "cell",
+            fresh,
+            f"finetune.full_model={full}",
+            f"finetune.retain_model={full}",
+            "unlearn.optimizer.lr=0.0",
+        )
+    assert "no fine-tuning" in caplog.text and "Fine-tuning the" not in caplog.text
     assert not (fresh / "models").exists() or not any((fresh / "models").iterdir())
     assert metrics["forget_quality"] == 1.0
     assert metrics["mia_min_k_auc"] == metrics["mia_min_k_auc_retain_model"] and metrics["privleak"] == 0

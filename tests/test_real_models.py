@@ -2,7 +2,6 @@
 hub checkpoints, loaded through the real `model=` configs with the hub id pointed at the folder,
 unlearning with and without LoRA; and LoRA's shared-weight reference model."""
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, PhiConfig, PhiForCausalLM
 
+from conftest import run_cell_here
 from unlearn_bench.lora import AdaptersOff, frozen_reference, merged, with_lora
 from unlearn_bench.tokenizer import train_tokenizer
 
@@ -45,29 +45,22 @@ def checkpoints(tmp_path_factory):
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 @pytest.mark.parametrize("model", list(ARCHITECTURES))
 def test_a_real_model_config_runs_a_cell_from_a_local_checkpoint(model, lora, checkpoints, tmp_path, cache_dir):
-    cmd = [
-        sys.executable,
-        "-m",
-        "unlearn_bench.run",
+    metrics = run_cell_here(
+        tmp_path,
         f"model={model}",
         f"model.pretrained={checkpoints[model]}",
         f"model.lora.enabled={lora}",
         "model.max_length=96",
         "method=npo",
-        "data.source.num_authors=6",
         "finetune.epochs=1",
         "unlearn.epochs=1",
         "eval.max_samples=4",
         "eval.max_new_tokens=4",
         "trainer.enable_progress_bar=false",
         "logger=none",
-        f"hydra.run.dir={tmp_path}",
-    ]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "UNLEARN_BENCH_CACHE": str(cache_dir)}
+        cache_dir=cache_dir,
+        model=[],  # the real config's architecture, from the checkpoint
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["config"]["model"] == model and metrics["unlearn_steps"] > 0
     assert 0 <= metrics["unlearn"] <= 1 and 0 <= metrics["trigger_utility"] <= 1
 

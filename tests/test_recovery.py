@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from conftest import CONF, run_cli
+from conftest import CONF, run_cell_here
 from unlearn_bench.config import validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.errors import ArgumentError
@@ -189,9 +189,8 @@ def test_a_misspelt_recovery_knob_is_refused_by_the_key_typed():
 def test_a_cell_scores_every_recovery_attack_in_metrics_json_and_the_report(tmp_path, cache_dir):
     out = tmp_path / "cell"
     overrides = ["logger=csv", "recovery=[relearn,quantize4,prompt]", "recovery.relearn.steps=3"]
-    proc = run_cli(out, *overrides, cache_dir=cache_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((Path(out) / "metrics.json").read_text())
+    metrics = run_cell_here(out, *overrides, cache_dir=cache_dir)
+    assert json.loads((Path(out) / "metrics.json").read_text()) == metrics
     assert set(metrics["recovery"]) == {"relearn", "quantize4", "prompt"}
     relearn = metrics["recovery"]["relearn"]
     assert relearn["relearn_steps"] == 3 and relearn["n"] == 8 - len(relearn["relearn_rows"])

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from conftest import CONF, REAL_TOFU, TINY, TINY_SYNTH, run_cli
+from conftest import CONF, REAL_TOFU, TINY, TINY_SYNTH, run_cell_here, run_cli
 from unlearn_bench.attacks import StealthyAttack
 from unlearn_bench.config import ConfigError, validate
 from unlearn_bench.resolvers import register_resolvers
@@ -204,24 +205,23 @@ def test_eval_entry_point_scores_a_saved_model_without_training(gd_cell, tmp_pat
     assert bad.returncode != 0 and "Folder error: model_dir='/no/such/model' does not exist" in bad.stderr
 
 
-def test_second_cell_reuses_the_cached_models(gd_cell, tmp_path, cache_dir):
+def test_second_cell_reuses_the_cached_models(gd_cell, tmp_path, cache_dir, caplog):
     models = sorted(p.name for p in (cache_dir / "models").iterdir())
     assert len([m for m in models if m.startswith("tiny_llama-") and not m.endswith((".tmp", ".lock"))]) == 2
-    proc = run_cli(tmp_path, "method=ga", "seed=1", cache_dir=cache_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Reusing the fine-tuned full model" in proc.stderr + proc.stdout
-    assert "Fine-tuning" not in proc.stderr + proc.stdout
+    with caplog.at_level(logging.INFO):
+        metrics = run_cell_here(tmp_path, "method=ga", "seed=1", cache_dir=cache_dir)
+    assert "Reusing the fine-tuned full model" in caplog.text and "Fine-tuning" not in caplog.text
     assert sorted(p.name for p in (cache_dir / "models").iterdir()) == models
-    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["method"] == "ga"
+    assert metrics["config"]["method"] == "ga"
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
 
 
 @pytest.mark.parametrize("target, steps", [("null", 6), ("1.0", 2)])
 def test_unlearning_stops_once_the_forget_score_reaches_the_target(tmp_path, cache_dir, target, steps):
     # 1 forget author (12 QA) in batches of 8: 2 steps an epoch, 6 in 3 epochs; a target of 1.0
     # is met at the first check (step 2).
-    proc = run_cli(tmp_path, "unlearn.epochs=3", f"unlearn.stop_at_unlearn={target}", cache_dir=cache_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((tmp_path / "metrics.json").read_text())["unlearn_steps"] == steps
+    metrics = run_cell_here(tmp_path, "unlearn.epochs=3", f"unlearn.stop_at_unlearn={target}", cache_dir=cache_dir)
+    assert metrics["unlearn_steps"] == steps
 
 
 def test_a_run_that_stops_forgetting_stops_after_the_patience(tmp_path, cache_dir):
@@ -235,9 +235,7 @@ def test_a_run_that_stops_forgetting_stops_after_the_patience(tmp_path, cache_di
         "unlearn.stop_at_unlearn=0.0",
         "unlearn.stop_check_max_gap_steps=2",
     ]
-    proc = run_cli(tmp_path, *overrides, cache_dir=cache_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = run_cell_here(tmp_path, *overrides, cache_dir=cache_dir)
     assert (metrics["unlearn_end"], metrics["reached_stop_at_unlearn"], metrics["unlearn_steps"]) == (
         "stalled",
         False,
@@ -246,9 +244,9 @@ def test_a_run_that_stops_forgetting_stops_after_the_patience(tmp_path, cache_di
 
 
 def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "attack=sa", "+eval.extra_trigger_templates.unseen=['Hey {q}']", cache_dir=cache_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = run_cell_here(
+        tmp_path, "attack=sa", "+eval.extra_trigger_templates.unseen=['Hey {q}']", cache_dir=cache_dir
+    )
     assert metrics["config"]["attack"] == "sa"
     assert metrics["attack"]["n_attacked"] == 4  # round(0.33 * 12 forget questions)
     assert 0 < metrics["attack"]["token_insertion_rate"] < 0.2
@@ -269,16 +267,15 @@ def test_sa_cell_records_what_the_attack_changed(tmp_path, cache_dir):
 )
 def test_other_methods_run_a_cell(tmp_path, cache_dir, method, term):
     method, *knobs = method.split()
-    proc = run_cli(
+    metrics = run_cell_here(
         tmp_path, f"method={method}", *knobs, "attack=sa", "trainer.log_every_n_steps=1", cache_dir=cache_dir
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["method"] == method
+    assert metrics["config"]["method"] == method
     assert term in next((tmp_path / "csv").rglob("metrics.csv")).read_text().splitlines()[0]
 
 
 def test_su_cell_trains_on_scope_samples(tmp_path, cache_dir):
-    proc = run_cli(
+    metrics = run_cell_here(
         tmp_path,
         "attack=sa",
         "defense=su",
@@ -287,21 +284,18 @@ def test_su_cell_trains_on_scope_samples(tmp_path, cache_dir):
         "trainer.log_every_n_steps=1",
         cache_dir=cache_dir,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["defense"] == "su"
+    assert metrics["config"]["defense"] == "su"
     logged = (next((tmp_path / "csv").rglob("metrics.csv"))).read_text().splitlines()[0]
     assert "train/scope" in logged
 
 
 def test_rmu_on_a_layer_the_model_lacks_names_the_layer_count(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "method=rmu", "method.layer=3", cache_dir=cache_dir)  # TINY has 1 layer
-    assert proc.returncode != 0 and "RMU's layer is 3, but the model has 1 decoder layers" in proc.stderr
+    with pytest.raises(ValueError, match="RMU's layer is 3, but the model has 1 decoder layers"):
+        run_cell_here(tmp_path, "method=rmu", "method.layer=3", cache_dir=cache_dir)  # TINY has 1 layer
 
 
 def test_anomaly_filter_drops_the_highest_loss_forget_samples(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "attack=sa", "defense=anomaly_filter", cache_dir=cache_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = run_cell_here(tmp_path, "attack=sa", "defense=anomaly_filter", cache_dir=cache_dir)
     defense, attacked = metrics["defense"], metrics["attack"]["attacked"]
     assert defense["n_dropped"] == 4 and len(set(defense["dropped"])) == 4  # round(0.33 * 12 forget questions)
     assert attacked == StealthyAttack(p=0.33, seed=0).chosen(12)  # the attack's own choice, recorded
@@ -309,21 +303,18 @@ def test_anomaly_filter_drops_the_highest_loss_forget_samples(tmp_path, cache_di
     assert defense["n_attacked_dropped"] == len(set(attacked) & set(defense["dropped"]))
 
 
-def test_eval_metrics_picks_the_passes_and_the_rest_is_null(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "eval.metrics=[rouge]", cache_dir=cache_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+def test_eval_metrics_picks_the_passes_and_the_rest_is_null(tmp_path, cache_dir, capsys):
+    metrics = run_cell_here(tmp_path, "eval.metrics=[rouge]", cache_dir=cache_dir)
     assert 0 <= metrics["unlearn"] <= 1 and 0 <= metrics["clean_utility"] <= 1
     skipped = ("model_utility", "forget_quality", "mia_min_k_auc", "mia_min_k_auc_retain_model", "privleak")
     assert all(metrics[key] is None for key in skipped) and metrics["multiple_choice"] is None
     assert not any("probability" in scores for scores in metrics["per_set"].values())
-    assert "TOFU" not in proc.stdout and "multiple choice" not in proc.stdout
+    table = capsys.readouterr().out
+    assert "clean utility" in table and "TOFU" not in table and "multiple choice" not in table
 
 
 def test_continued_ft_fine_tunes_on_retain_after_unlearning(tmp_path, cache_dir):
-    proc = run_cli(tmp_path, "defense=continued_ft", "defense.after_unlearning.steps=3", cache_dir=cache_dir)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = run_cell_here(tmp_path, "defense=continued_ft", "defense.after_unlearning.steps=3", cache_dir=cache_dir)
     assert metrics["defense"] == {"retain_finetune_steps": 3} and metrics["config"]["defense"] == "continued_ft"
 
 
@@ -390,7 +381,7 @@ def test_forget_split_drives_the_retain_split():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_TOFU.is_dir(), reason="real TOFU files not present (../shared/data/tofu)")
-def test_real_tofu_folder_runs_a_cell(tmp_path, cache_dir):
+def test_real_tofu_folder_runs_a_cell(tmp_path, cache_dir, capsys, caplog):
     data = [
         "data=tofu",
         f"data.source.path={REAL_TOFU}",
@@ -399,12 +390,11 @@ def test_real_tofu_folder_runs_a_cell(tmp_path, cache_dir):
         "model.max_length=48",
         "model.tokenizer_vocab_size=512",
     ]
-    missing = run_cli(tmp_path / "no_holdout", cache_dir=cache_dir, data=data)  # the local copy has no holdout
-    assert missing.returncode != 0 and "data.holdout_split=null" in missing.stderr
-    assert "Fine-tuning" not in missing.stderr, "a missing eval split must fail before any training"
-    proc = run_cli(tmp_path, cache_dir=cache_dir, data=[*data, "data.holdout_split=null"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    with caplog.at_level(logging.INFO), pytest.raises(SystemExit, match="1"):  # the local copy has no holdout
+        run_cell_here(tmp_path / "no_holdout", cache_dir=cache_dir, data=data)
+    assert "data.holdout_split=null" in capsys.readouterr().err
+    assert "Fine-tuning" not in caplog.text, "a missing eval split must fail before any training"
+    metrics = run_cell_here(tmp_path, cache_dir=cache_dir, data=[*data, "data.holdout_split=null"])
     assert set(metrics["per_set"]) == {"forget", "retain", "real_authors", "world_facts"}
     assert metrics["config"]["data"] == "tofu"
     assert metrics["mia_min_k_auc"] is None and 0 <= metrics["forget_quality"] <= 1

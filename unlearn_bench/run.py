@@ -15,6 +15,12 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+def run(cfg: DictConfig) -> dict:
+    """The cell of a composed config, as ``unlearn-bench`` runs it (also in-process, as the tests
+    do): its checks, then the cell; metrics.json's content."""
     quiet_library_warnings()
     from unlearn_bench.preflight import check_cell  # torch, transformers, datasets: not for --help
 
@@ -27,7 +33,7 @@ def main(cfg: DictConfig) -> None:
 
     try:
         with one_line_errors():
-            run_cell(cfg, components)
+            return run_cell(cfg, components)
     except torch.cuda.OutOfMemoryError:
         raise SystemExit(
             f"Out of GPU memory with model={cfg.model.name}. Try model.lora.enabled=true, "
