@@ -82,6 +82,25 @@ def test_a_missing_local_checkpoint_fails_with_a_message(tmp_path, cache_dir):
     assert f"Folder error: model.pretrained='{tmp_path}/nothing' does not exist" in proc.stderr
 
 
+def test_an_rmu_layer_past_a_local_checkpoints_depth_is_refused_from_its_config(checkpoints):
+    """Read from the checkpoint's config.json before its weights load: not after a fine-tune."""
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF
+    from unlearn_bench.errors import Problems
+    from unlearn_bench.preflight import check_cell
+    from unlearn_bench.resolvers import register_resolvers
+
+    register_resolvers()
+    overrides = ["model=llama32_1b", f"model.pretrained={checkpoints['llama32_1b']}", "method=rmu"]
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, "method.layer=2", "paths.output_dir=unused"])
+    with pytest.raises(
+        Problems, match=r"^Config error: method.layer=2 is past the model's last decoder layer: use 1 to 1$"
+    ):
+        check_cell(cfg)
+
+
 def test_lora_trains_only_the_adapters_and_its_reference_is_the_model_before(checkpoints):
     model = LlamaForCausalLM.from_pretrained(checkpoints["llama32_1b"])
     ids = torch.tensor([[1, 5, 9, 13, 2]])

@@ -289,9 +289,13 @@ def test_su_cell_trains_on_scope_samples(tmp_path, cache_dir):
     assert "train/scope" in logged
 
 
-def test_rmu_on_a_layer_the_model_lacks_names_the_layer_count(tmp_path, cache_dir):
-    with pytest.raises(ValueError, match="RMU's layer is 3, but the model has 1 decoder layers"):
-        run_cell_here(tmp_path, "method=rmu", "method.layer=3", cache_dir=cache_dir)  # TINY has 1 layer
+def test_rmu_on_a_layer_the_model_lacks_fails_before_any_fine_tune(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="1"):  # TINY has 1 decoder layer
+        run_cell_here(tmp_path / "run", "method=rmu", "method.layer=3", cache_dir=tmp_path / "cache")
+    assert (
+        capsys.readouterr().err == "Config error: method.layer=3 is past the model's last decoder layer: use 1 to 1\n"
+    )
+    assert not (tmp_path / "cache" / "models").exists()
 
 
 def test_anomaly_filter_drops_the_highest_loss_forget_samples(tmp_path, cache_dir):

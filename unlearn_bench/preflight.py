@@ -7,8 +7,10 @@ Lightning is imported (the entry points import the recipes only afterwards)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 from hydra.errors import InstantiationException
@@ -67,6 +69,8 @@ def check_cell(cfg: DictConfig) -> Components:
     checklist(check_logger, cfg.get("logger"))
     components = checklist(build_components, cfg)
     _check_folders(checklist, cfg, CELL_MODEL_KEYS)
+    if components is not None and not checklist.lines:
+        checklist(_check_depth, cfg, components.loss)
     if not checklist.lines:  # the data checks read the (now valid) data config
         _check_data(checklist, cfg, training=True)
     checklist.raise_any()
@@ -170,6 +174,29 @@ def _named(cfg: DictConfig, where: str, error: Exception) -> str:
     source = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
     key = source.group(1) if source else f"{where}.{error.argument}"
     return f"{key}={error.value!r} {error.requirement}"
+
+
+def _check_depth(cfg: DictConfig, loss: ComposedLoss) -> None:
+    """Each loss term against the number of decoder layers of the model it will unlearn (RMU's
+    layer), where the config tells it without loading weights: the embedded architecture, or a
+    local checkpoint's config.json. A hub id is checked only once loaded (at the first step)."""
+    given = cfg.finetune.get("full_model") or cfg.model.get("pretrained")
+    if not given:
+        layers = cfg.model.architecture.get("num_hidden_layers")
+    else:
+        config = Path(given) / "config.json"
+        layers = json.loads(config.read_text()).get("num_hidden_layers") if config.is_file() else None
+    if not isinstance(layers, int):
+        return
+    problems = []
+    for name, term in loss.terms.items():
+        try:
+            term.check_depth(layers)
+        except ArgumentError as e:
+            where = f"method.loss.terms.{name}" if name in cfg.method.loss.terms else f"defense.loss_terms.{name}"
+            problems.append(_named(cfg, where, e))
+    if problems:
+        raise ConfigError("\n".join(dict.fromkeys(problems)))  # two terms on one key: one line
 
 
 def _check_folders(checklist: Checklist, cfg: DictConfig, model_keys: tuple[str, ...]) -> None:

@@ -25,6 +25,10 @@ class _LayerTerm(LossTerm):
             raise ArgumentError("layer", layer, "must be >= 1 (RMU's decoder layer; 0 is the embeddings)")
         self.layer = int(layer)
 
+    def check_depth(self, layers: int) -> None:
+        if self.layer > layers:
+            raise ArgumentError("layer", self.layer, f"is past the model's last decoder layer: use 1 to {layers}")
+
     def _hidden(self, cache, which: str) -> Tensor:
         states = cache.outputs(which, self.split).hidden_states
         if self.layer >= len(states):

@@ -68,6 +68,10 @@ class LossTerm(nn.Module):
         """``{split: partner}``: splits whose rows must be batched row-aligned with ``partner``."""
         return {}
 
+    def check_depth(self, layers: int) -> None:
+        """Raises ArgumentError if the term cannot work on a model of ``layers`` decoder layers
+        (checked before anything is loaded or trained, where the model's config tells)."""
+
 
 class NLL(LossTerm):
     """L = mean_i nll_i on the split: plain fine-tuning (the retain term of GD, IDK, NPO; on the
