@@ -3,8 +3,8 @@
 # one after the other: as README gives it (pip skips compiling to bytecode; the run, with
 # PYTHONDONTWRITEBYTECODE unset, caches what it imports) and with pip compiling every installed
 # module. With --tests, each venv then gets README's second command's install and times
-# `pytest -n 2 tests/test_run.py` (its cells run as processes, so it shows what later commands pay
-# to import). Prints each variant's seconds, its headline digits and the ratio of the totals.
+# `pytest -n 2 tests/test_run.py` (what later commands pay to import; since b35d421 only its
+# console, exit-status and reproducibility cells run as processes, so it shows less than before). Prints each variant's seconds, its headline digits and the ratio of the totals.
 #   benchmarks/quick_start.sh [--tests]      (about 8 minutes; 20 with --tests, on 2 cores)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"

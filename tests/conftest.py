@@ -15,7 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 import unlearn_bench  # noqa: F401  first: pins the CPU kernels as the entry points do (numerics.py)
 
 _MINE = "UNLEARN_BENCH_TEST_THREADS"  # marks a count set here, not by the user
-if os.environ.get("OMP_NUM_THREADS", os.environ.get(_MINE)) == os.environ.get(_MINE):
+if os.environ.get("OMP_NUM_THREADS") in (None, os.environ.get(_MINE)):
     # pytest-xdist's workers share the cores as the joblib launcher's jobs do (workers x threads =
     # cores), and the cells tests start as processes inherit it: two workers of two threads each
     # fought over 2 cores, and every such cell spawned a second process to fine-tune side by side.

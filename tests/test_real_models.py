@@ -8,11 +8,15 @@ import sys
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, PhiConfig, PhiForCausalLM
 
-from conftest import run_cell_here
+from conftest import CONF, run_cell_here
+from unlearn_bench.errors import Problems
 from unlearn_bench.lora import AdaptersOff, frozen_reference, merged, with_lora
+from unlearn_bench.preflight import check_cell
+from unlearn_bench.resolvers import register_resolvers
 from unlearn_bench.tokenizer import train_tokenizer
 
 TINY_SIZES = dict(
@@ -84,13 +88,6 @@ def test_a_missing_local_checkpoint_fails_with_a_message(tmp_path, cache_dir):
 
 def test_an_rmu_layer_past_a_local_checkpoints_depth_is_refused_from_its_config(checkpoints):
     """Read from the checkpoint's config.json before its weights load: not after a fine-tune."""
-    from hydra import compose, initialize_config_dir
-
-    from conftest import CONF
-    from unlearn_bench.errors import Problems
-    from unlearn_bench.preflight import check_cell
-    from unlearn_bench.resolvers import register_resolvers
-
     register_resolvers()
     overrides = ["model=llama32_1b", f"model.pretrained={checkpoints['llama32_1b']}", "method=rmu"]
     with initialize_config_dir(str(CONF), version_base="1.3"):

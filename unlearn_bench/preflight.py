@@ -184,7 +184,7 @@ def _check_depth(cfg: DictConfig, loss: ComposedLoss) -> None:
     if not given:
         layers = cfg.model.architecture.get("num_hidden_layers")
     else:
-        config = Path(given) / "config.json"
+        config = Path(given).expanduser() / "config.json"
         layers = json.loads(config.read_text()).get("num_hidden_layers") if config.is_file() else None
     if not isinstance(layers, int):
         return
