@@ -25,6 +25,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from unlearn_bench.data.qa import IGNORE_INDEX
 from unlearn_bench.losses import KL, NLL, NPO, ComposedLoss, ForwardCache, NegativeNLL
+from unlearn_bench.losses.method import SplitOutput
 
 METHODS = {  # the paper's likelihood methods and the KL retain term, built as their configs build them
     "gd": lambda: {"forget": NegativeNLL("forget"), "retain": NLL("retain", weight=2.0)},
@@ -34,11 +35,18 @@ METHODS = {  # the paper's likelihood methods and the KL retain term, built as t
 
 
 class FullSequenceCache(ForwardCache):
-    """The loss computation before this change: hidden states on every forward, and float32
-    log-probabilities over the whole vocabulary at every position."""
+    """The loss computation before this change: a forward per split returning every position's
+    logits and all hidden states, and float32 log-probabilities over the whole vocabulary at every
+    position."""
 
-    def __init__(self, model, batch, reference=None, hidden_states=False):
-        super().__init__(model, batch, reference, hidden_states=True)
+    def outputs(self, which, split):
+        if (which, split) not in self._outputs:
+            rows = self.batch[split]
+            with torch.set_grad_enabled(which == "model" and torch.is_grad_enabled()):
+                out = self.models[which](rows["input_ids"], rows["attention_mask"], output_hidden_states=True)
+            self._outputs[which, split] = SplitOutput(out.logits, out.hidden_states)
+            self._offsets[which, split] = 0
+        return self._outputs[which, split]
 
     def _answer_nll(self, which, split):
         if (which, split) not in self._nll:

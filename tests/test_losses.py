@@ -103,18 +103,78 @@ def test_terms_on_one_split_share_one_forward_pass():
 
 
 @pytest.mark.parametrize(
-    "terms, hidden",
+    "terms, hidden, reference_passes",
     [
-        ({"f": NegativeNLL("forget"), "r": NLL("retain")}, False),
-        ({"f": NPO("forget"), "r": KL("retain")}, False),
-        ({"f": RMUMisdirect("forget", layer=1, steering_coeff=1.0), "r": NLL("retain")}, True),
+        ({"f": NegativeNLL("forget"), "r": NLL("retain")}, False, 0),
+        ({"f": NPO("forget"), "r": KL("retain")}, False, 2),
+        ({"f": RMUMisdirect("forget", layer=1, steering_coeff=1.0), "r": NLL("retain")}, True, 0),
     ],
     ids=["gd", "npo+kl", "rmu"],
 )
-def test_hidden_states_are_requested_only_when_a_term_reads_them(terms, hidden):
-    model = Bigram()
-    ComposedLoss(terms)(model, {"forget": FORGET, "retain": RETAIN}, Bigram())
-    assert model.hidden_requests == [hidden, hidden]  # one forward per split
+def test_the_trained_model_runs_once_a_batch_and_the_reference_once_a_split_it_is_read_on(
+    terms, hidden, reference_passes
+):
+    model, reference = Bigram(), Bigram()
+    ComposedLoss(terms)(model, {"forget": FORGET, "retain": RETAIN}, reference)
+    assert model.hidden_requests == [hidden]  # both splits in one pass; hidden states only if a term reads them
+    assert reference.calls == reference_passes
+
+
+@pytest.mark.parametrize("method", ["gd", "npo", "kl", "rmu", "dpo"])
+def test_one_pass_over_all_splits_gives_each_split_the_loss_of_its_own_pass(method):
+    """Splits of different widths and prompt lengths (so different first answer positions), joined
+    in one pass of a real Llama: every term's value and gradient as with a pass per split."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from unlearn_bench.losses import ForwardCache
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
+    model, reference = LlamaForCausalLM(config), LlamaForCausalLM(config)
+
+    def qa(prompts, answers, width):
+        rows = [torch.randint(3, 32, (p + a,)).tolist() + [0] * (width - p - a) for p, a in zip(prompts, answers)]
+        labels = [[X] * p + r[p : p + a] + [X] * (width - p - a) for r, p, a in zip(rows, prompts, answers)]
+        mask = [[1] * (p + a) + [0] * (width - p - a) for p, a in zip(prompts, answers)]
+        return {"input_ids": torch.tensor(rows), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
+
+    data = {
+        "forget": qa([3, 5], [4, 2], 8),
+        "retain": qa([2, 6, 4], [6, 5, 3], 11),
+        "forget_idk": qa([3, 5], [2, 3], 8),
+    }
+    terms = {
+        "gd": lambda: {"f": NegativeNLL("forget"), "r": NLL("retain")},
+        "npo": lambda: {"f": NPO("forget"), "r": NLL("retain")},
+        "kl": lambda: {"f": NegativeNLL("forget"), "r": KL("retain")},
+        "rmu": lambda: {"f": RMUMisdirect("forget", layer=1, steering_coeff=2.0), "r": RMURetain("retain", layer=2)},
+        "dpo": lambda: {"f": DPO("forget", preferred="forget_idk"), "r": NLL("retain")},
+    }[method]()
+    loss = ComposedLoss(terms)
+    batch = {split: data[split] for split in sorted(loss.splits)}
+
+    total, parts = loss.on(ForwardCache(model, batch, reference, loss.needs_hidden_states))
+    total.backward()
+    joint_grad = [None if p.grad is None else p.grad.clone() for p in model.parameters()]  # RMU: none past its layer
+    model.zero_grad()
+    alone = {}
+    for name, term in loss.terms.items():
+        # each term on a batch of only its own splits: with one split, a pass of that split alone
+        own = {split: batch[split] for split in term.splits}
+        alone[name] = term(ForwardCache(model, own, reference, term.needs_hidden_states))
+    sum(loss.terms[n].weight * v for n, v in alone.items()).backward()
+    assert {n: v.item() for n, v in parts.items()} == pytest.approx({n: v.item() for n, v in alone.items()}, rel=1e-5)
+    for joint, own in zip(joint_grad, (p.grad for p in model.parameters()), strict=True):
+        assert (joint is None) == (own is None)
+        if joint is not None:
+            torch.testing.assert_close(joint, own, rtol=1e-4, atol=1e-6)
 
 
 def test_a_term_on_a_missing_split_names_the_split():
