@@ -55,7 +55,7 @@ def batch(ids, labels):
 # forget: sample A answers "1 2" after prompt "0": nll = (ln 5/3 + ln 3) / 2 = ln(5)/2
 #         sample B answers "0" after prompt "2", then padding: nll = ln 2
 FORGET = batch([[0, 1, 2], [2, 0, 0]], [[X, 1, 2], [X, 0, X]])
-RETAIN = batch([[2, 0]], [[X, 0]])  # nll = ln 2
+RETAIN = batch([[2, 0, 0]], [[X, 0, X]])  # nll = ln 2 (as wide as FORGET: one forward runs both)
 NLL_A, NLL_B = math.log(5) / 2, math.log(2)
 
 
@@ -127,6 +127,7 @@ def test_one_pass_over_all_splits_gives_each_split_the_loss_of_its_own_pass(meth
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from unlearn_bench.losses import ForwardCache
+    from unlearn_bench.losses.method import passes
 
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -145,10 +146,11 @@ def test_one_pass_over_all_splits_gives_each_split_the_loss_of_its_own_pass(meth
         mask = [[1] * (p + a) + [0] * (width - p - a) for p, a in zip(prompts, answers)]
         return {"input_ids": torch.tensor(rows), "attention_mask": torch.tensor(mask), "labels": torch.tensor(labels)}
 
+    # widths close enough to be joined (passes), prompts of different lengths
     data = {
-        "forget": qa([3, 5], [4, 2], 8),
-        "retain": qa([2, 6, 4], [6, 5, 3], 11),
-        "forget_idk": qa([3, 5], [2, 3], 8),
+        "forget": qa([3, 5], [4, 2], 20),
+        "retain": qa([2, 6, 4], [6, 5, 3], 21),
+        "forget_idk": qa([3, 5], [2, 3], 20),
     }
     terms = {
         "gd": lambda: {"f": NegativeNLL("forget"), "r": NLL("retain")},
@@ -160,6 +162,7 @@ def test_one_pass_over_all_splits_gives_each_split_the_loss_of_its_own_pass(meth
     loss = ComposedLoss(terms)
     batch = {split: data[split] for split in sorted(loss.splits)}
 
+    assert passes(batch) == [sorted(batch, key=lambda split: split != "retain")]  # one forward, widest first
     total, parts = loss.on(ForwardCache(model, batch, reference, loss.needs_hidden_states))
     total.backward()
     joint_grad = [None if p.grad is None else p.grad.clone() for p in model.parameters()]  # RMU: none past its layer
@@ -175,6 +178,18 @@ def test_one_pass_over_all_splits_gives_each_split_the_loss_of_its_own_pass(meth
         assert (joint is None) == (own is None)
         if joint is not None:
             torch.testing.assert_close(joint, own, rtol=1e-4, atol=1e-6)
+
+
+def test_splits_share_a_forward_unless_joining_them_pads_too_much():
+    from unlearn_bench.losses.method import passes
+
+    shaped = lambda rows, width: {"input_ids": torch.zeros(rows, width, dtype=torch.long)}
+    # 16 x 36 = 576 positions against 8 x 33 + 8 x 36 = 552 apart: 4% more, joined
+    assert passes({"forget": shaped(8, 33), "retain": shaped(8, 36)}) == [["retain", "forget"]]
+    # SU's scope rows hold two questions: 24 x 47 against 8 x (33 + 36 + 47), 22% more: apart
+    su = {"forget": shaped(8, 33), "retain": shaped(8, 36), "scope": shaped(8, 47)}
+    assert passes(su) == [["scope"], ["retain", "forget"]]
+    assert passes({"train": shaped(16, 40)}) == [["train"]]
 
 
 def test_a_term_on_a_missing_split_names_the_split():

@@ -22,13 +22,14 @@ class SplitOutput(NamedTuple):
 
 
 class ForwardCache:
-    """Runs the trained model once per batch, on the rows of all its splits together, and the
-    frozen reference once per split a term reads it on, whatever number of terms read them.
+    """Runs the trained model once per batch on the rows of its splits together (splits whose
+    widths differ too much in passes of their own: :func:`passes`), and the frozen reference once
+    per split a term reads it on, whatever number of terms read them.
 
-    One forward of 16 rows instead of two of 8 (GD; three of 8 with SU's scope split) halves the
-    per-operation overhead and feeds larger matrix products (README, Benchmarks). The splits are
-    right-padded to the longest; a row's padding comes after its tokens, so in exact arithmetic its
-    outputs are those of its own split's pass.
+    One forward of 16 rows instead of two of 8 (GD) halves the per-operation overhead and feeds
+    larger matrix products (README, What a cell does). The splits are right-padded to the longest;
+    a row's padding comes after its tokens, so in exact arithmetic its outputs are those of its own
+    split's pass.
 
     ``which`` is ``"model"`` (the one being trained) or ``"reference"`` (frozen, no gradient).
     Per-position tensors are over *prediction positions*: position t predicts token t+1, and
@@ -59,7 +60,7 @@ class ForwardCache:
             model = self.models[which]
             if model is None:
                 raise RuntimeError("a loss term needs the reference model, but none was given")
-            splits = list(self.batch) if which == "model" else [split]
+            splits = next(group for group in passes(self.batch) if split in group) if which == "model" else [split]
             with torch.set_grad_enabled(which == "model" and torch.is_grad_enabled()):
                 out, offset = answer_forward(model, joined([self.batch[s] for s in splits]), self.hidden_states)
             start = 0
@@ -122,6 +123,28 @@ class ForwardCache:
     def reference_nll_sum(self, split: str) -> Tensor:
         """The same under the frozen reference model (no gradient)."""
         return self._answer_nll("reference", split)[0]
+
+
+PADDING_TOLERANCE = 0.05  # a joined pass may hold this share more positions than separate passes
+
+
+def passes(batch: Mapping[str, Mapping[str, Tensor]]) -> list[list[str]]:
+    """The splits the trained model runs together, one forward per group: widest first, a split
+    joins the group before it while padding the group to one width adds at most
+    ``PADDING_TOLERANCE`` of the positions separate passes would hold. Where a step is
+    compute-bound (a large model on a GPU) padding is paid in full and the overhead saved is small:
+    SU's scope rows (two questions) are wider than forget and retain rows and run apart."""
+    shape = {split: tuple(batch[split]["input_ids"].shape) for split in batch}
+    groups: list[list[str]] = []
+    for split in sorted(batch, key=lambda s: -shape[s][1]):
+        if groups:
+            group = [*groups[-1], split]
+            rows, width = sum(shape[s][0] for s in group), shape[group[0]][1]
+            if rows * width <= (1 + PADDING_TOLERANCE) * sum(shape[s][0] * shape[s][1] for s in group):
+                groups[-1] = group
+                continue
+        groups.append([split])
+    return groups
 
 
 def joined(batches: list[Mapping[str, Tensor]]) -> Mapping[str, Tensor]:
