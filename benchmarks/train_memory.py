@@ -44,8 +44,7 @@ class FullSequenceCache(ForwardCache):
             rows = self.batch[split]
             with torch.set_grad_enabled(which == "model" and torch.is_grad_enabled()):
                 out = self.models[which](rows["input_ids"], rows["attention_mask"], output_hidden_states=True)
-            self._outputs[which, split] = SplitOutput(out.logits, out.hidden_states)
-            self._offsets[which, split] = 0
+            self._outputs[which, split] = SplitOutput(out.logits, out.hidden_states, offset=0)
         return self._outputs[which, split]
 
     def _answer_nll(self, which, split):

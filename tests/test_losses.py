@@ -7,6 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from conftest import CONF
 from unlearn_bench.losses import (
@@ -15,12 +16,14 @@ from unlearn_bench.losses import (
     NLL,
     NPO,
     ComposedLoss,
+    ForwardCache,
     NegativeNLL,
     RMUMisdirect,
     RMURetain,
     SimNPO,
     sequence_nll,
 )
+from unlearn_bench.losses.method import passes
 from unlearn_bench.resolvers import register_resolvers
 
 X = -100  # ignored label
@@ -124,11 +127,6 @@ def test_the_trained_model_runs_once_a_batch_and_the_reference_once_a_split_it_i
 def test_one_pass_over_all_splits_gives_each_split_the_loss_of_its_own_pass(method):
     """Splits of different widths and prompt lengths (so different first answer positions), joined
     in one pass of a real Llama: every term's value and gradient as with a pass per split."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from unlearn_bench.losses import ForwardCache
-    from unlearn_bench.losses.method import passes
-
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=32,
@@ -181,8 +179,6 @@ def test_one_pass_over_all_splits_gives_each_split_the_loss_of_its_own_pass(meth
 
 
 def test_splits_share_a_forward_unless_joining_them_pads_too_much():
-    from unlearn_bench.losses.method import passes
-
     shaped = lambda rows, width: {"input_ids": torch.zeros(rows, width, dtype=torch.long)}
     # 16 x 36 = 576 positions against 8 x 33 + 8 x 36 = 552 apart: 4% more, joined
     assert passes({"forget": shaped(8, 33), "retain": shaped(8, 36)}) == [["retain", "forget"]]

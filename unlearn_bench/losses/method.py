@@ -14,11 +14,12 @@ from unlearn_bench.losses.terms import LossTerm, answer_nll, per_sample_sum
 
 
 class SplitOutput(NamedTuple):
-    """A split's rows of a forward pass: logits (from the pass's offset on) and, if requested,
-    every layer's hidden states."""
+    """A split's rows of a forward pass: logits from prediction position ``offset`` on (the pass's
+    first answer-predicting position) and, if requested, every layer's hidden states."""
 
     logits: Tensor
     hidden_states: tuple[Tensor, ...] | None
+    offset: int
 
 
 class ForwardCache:
@@ -47,7 +48,6 @@ class ForwardCache:
         self.models = {"model": model, "reference": reference}
         self.batch, self.hidden_states = batch, hidden_states
         self._outputs: dict[tuple[str, str], SplitOutput] = {}
-        self._offsets: dict[tuple[str, str], int] = {}  # the first prediction position each output's logits hold
         self._nll: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
 
     def outputs(self, which: str, split: str) -> SplitOutput:
@@ -67,7 +67,7 @@ class ForwardCache:
             for name in splits:
                 rows = slice(start, start + len(self.batch[name]["input_ids"]))
                 hidden = None if out.hidden_states is None else tuple(h[rows] for h in out.hidden_states)
-                self._outputs[which, name], self._offsets[which, name] = SplitOutput(out.logits[rows], hidden), offset
+                self._outputs[which, name] = SplitOutput(out.logits[rows], hidden, offset)
                 start = rows.stop
         return self._outputs[which, split]
 
@@ -83,8 +83,8 @@ class ForwardCache:
         """``[answer tokens, vocab]`` float32 next-token log-probabilities at the answer-predicting
         positions only (prompt and padding positions never get a full-vocabulary float32 copy)."""
         rows, cols = self.answer_positions(split)
-        logits = self.outputs(which, split).logits
-        return torch.log_softmax(logits[rows, cols - self._offsets[which, split]].float(), dim=-1)
+        out = self.outputs(which, split)
+        return torch.log_softmax(out.logits[rows, cols - out.offset].float(), dim=-1)
 
     def per_sample_mean(self, values: Tensor, split: str) -> Tensor:
         """``[batch]`` mean over each sample's answer tokens of per-answer-token ``values``."""
@@ -102,13 +102,14 @@ class ForwardCache:
         how much of the split the model still reproduces."""
         rows, cols = self.answer_positions(split)
         with torch.no_grad():
-            predicted = self.outputs("model", split).logits[rows, cols - self._offsets["model", split]].argmax(-1)
+            out = self.outputs("model", split)
+            predicted = out.logits[rows, cols - out.offset].argmax(-1)
             return (predicted == self.batch[split]["labels"][rows, cols + 1]).float().mean()
 
     def _answer_nll(self, which: str, split: str) -> tuple[Tensor, Tensor]:
         if (which, split) not in self._nll:
-            logits = self.outputs(which, split).logits  # from prediction position offset on
-            self._nll[which, split] = answer_nll(logits, self.batch[split]["labels"][:, self._offsets[which, split] :])
+            out = self.outputs(which, split)
+            self._nll[which, split] = answer_nll(out.logits, self.batch[split]["labels"][:, out.offset :])
         return self._nll[which, split]
 
     def sequence_nll(self, split: str) -> Tensor:
