@@ -5,10 +5,13 @@ Fine-tuning is ``NLL(train)``; unlearning is a method's terms over ``forget``/``
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from transformers import get_scheduler
 
 from unlearn_bench.lora import frozen_reference
@@ -44,6 +47,15 @@ class ComposedLossModule(L.LightningModule):
         if self.reference is not None:
             self.reference.eval()  # frozen: never in train mode, whatever Lightning toggles
         return self
+
+    def on_fit_start(self):
+        """Lightning warns when fit starts with modules in eval mode; the frozen reference is in eval
+        mode on purpose, so the warning is hidden when its modules are the only ones (for exactly
+        their count: any other module left in eval mode still warns)."""
+        in_eval = [name for name, module in self.named_modules() if not module.training]
+        if in_eval and all(name == "reference" or name.startswith("reference.") for name in in_eval):
+            message = re.escape(f"Found {len(in_eval)} module(s) in eval mode at the start of training")
+            warnings.filterwarnings("ignore", message=message, category=PossibleUserWarning)
 
     def training_step(self, batch, batch_idx):
         cache = ForwardCache(self.model, batch, self.reference, self.loss.needs_hidden_states)
