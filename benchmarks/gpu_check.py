@@ -19,7 +19,9 @@ locally trained tokenizer and given as published checkpoints (``finetune.full_mo
     python benchmarks/gpu_check.py --models llama31_8b --skip-cells   # the 8B step, memory and generation only
 
 It ends with one line per model: ``gpu_check model=... eval_device=... lightning/bare=... gen_tokens_per_s=...
-peak_gib=... estimate_gib=...``, and ``gpu_check deepspeed=...`` (``ok``, ``skipped`` or the error).
+gen_all/64=... peak_gib=... estimate_gib=...`` (generation of 256 retain answers at once, and its
+speed against 64 at a time, ``eval.batch_size``'s default), and ``gpu_check deepspeed=...`` (``ok``,
+``skipped`` or the error).
 """
 
 from __future__ import annotations
@@ -284,21 +286,26 @@ def main() -> None:
             model = with_lora(model.to(device), cfg.model.lora, "unlearn")
             n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
             encoder = QAEncoder(tok, cfg.model.prompt_format, cfg.model.max_length)
-            questions = list(source.load(cfg.data.retain_split)["question"][:32])
+            questions = list(source.load(cfg.data.retain_split)["question"][:256])
             generate_answers(model, encoder, questions[:4], 4, 4, desc=None)  # warm-up
-            sync(device)
-            start = time.perf_counter()
-            answers = generate_answers(model, encoder, questions, len(questions), new_tokens, desc=None)
-            sync(device)
-            elapsed, at_cap = time.perf_counter() - start, sum(a.at_cap for a in answers)
-            generated = sum(
-                new_tokens if a.at_cap else len(tok(a.text, add_special_tokens=False).input_ids) + 1 for a in answers
-            )  # an answer that stopped early: its tokens and the end-of-sequence
-            gen_rate = generated / elapsed
-            print(
-                f"generation: {len(questions)} answers x {new_tokens} new tokens, {at_cap} ran to the cap, "
-                f"{gen_rate:.0f} tokens/s ({elapsed:.1f} s)"
-            )
+            rates = {}
+            for batch in (64, len(questions)):  # eval.batch_size's default, and the presets' generation batch
+                sync(device)
+                start = time.perf_counter()
+                answers = generate_answers(model, encoder, questions, batch, new_tokens, desc=None)
+                sync(device)
+                elapsed, at_cap = time.perf_counter() - start, sum(a.at_cap for a in answers)
+                generated = sum(
+                    new_tokens if a.at_cap else len(tok(a.text, add_special_tokens=False).input_ids) + 1
+                    for a in answers
+                )  # an answer that stopped early: its tokens and the end-of-sequence
+                rates[batch] = generated / elapsed
+                print(
+                    f"generation: {len(questions)} answers x {new_tokens} new tokens, {batch} at a time, "
+                    f"{at_cap} ran to the cap, {rates[batch]:.0f} tokens/s ({elapsed:.1f} s)"
+                )
+            gen_rate, gen_ratio = rates[len(questions)], rates[len(questions)] / rates[64]
+            free()
 
             # 3. The unlearning step: Lightning against a bare loop; training peak memory.
             data = {"forget": source.load(cfg.data.forget_split), "retain": source.load(cfg.data.retain_split)}
@@ -329,7 +336,8 @@ def main() -> None:
             summary.append(
                 f"gpu_check model={name} lora={lora} eval_device={','.join(sorted(devices))} "
                 f"lightning/bare={ratio:.2f} "
-                f"gen_tokens_per_s={gen_rate:.0f} peak_gib={gib(peaks)} estimate_gib={gib(estimates)}"
+                f"gen_tokens_per_s={gen_rate:.0f} gen_all/64={gen_ratio:.2f} "
+                f"peak_gib={gib(peaks)} estimate_gib={gib(estimates)}"
             )
             del model
             free()

@@ -39,7 +39,7 @@ from hydra import compose, initialize_config_module
 
 import unlearn_bench.cell as cell
 from unlearn_bench.callbacks import StopAtUnlearn
-from unlearn_bench.eval.evaluate import rouge_lower_bound, score_set
+from unlearn_bench.eval.evaluate import generation_batch_size, rouge_lower_bound, score_set
 from unlearn_bench.resolvers import register_resolvers
 
 CELLS = ["method=gd seed=0", "method=gd seed=1", "method=npo seed=0", "method=idk seed=0", "attack=sa", "defense=su"]
@@ -68,7 +68,9 @@ class Recorder(StopAtUnlearn):
         start = time.perf_counter()
         bound = rouge_lower_bound(pl_module.model, self.encoder, self.forget, self.batch_size)
         bound_seconds, start = time.perf_counter() - start, time.perf_counter()
-        scores = score_set(pl_module.model, self.encoder, self.forget, self.batch_size, self.max_new_tokens, desc=None)
+        scores = score_set(
+            pl_module.model, self.encoder, self.forget, self.generation_batch_size, self.max_new_tokens, desc=None
+        )
         self.rows.append(
             {
                 "step": trainer.global_step,
@@ -214,6 +216,7 @@ def main() -> None:
         max_new_tokens=cfg.eval.max_new_tokens,
         max_gap_steps=cfg.unlearn.stop_check_max_gap_steps,
         patience_epochs=cfg.unlearn.stop_patience_epochs,
+        generation_batch_size=generation_batch_size(cfg.eval),
     )
     recordings = {}
     for i, name in enumerate(args.cells):

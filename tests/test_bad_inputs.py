@@ -107,6 +107,13 @@ CASES = [
     ),
     ("max-samples", run, ["eval.max_samples=0"], None, "eval.max_samples=0 must be null or an int >= 1"),
     (
+        "generation-batch",
+        run,
+        ["eval.generation_batch_size=0"],
+        None,
+        "eval.generation_batch_size=0 must be null (batch_size) or an int >= 1",
+    ),
+    (
         "extra-trigger-template",
         run,
         ["+eval.extra_trigger_templates.b=[oops]"],

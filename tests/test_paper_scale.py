@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from datasets import Dataset
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
@@ -17,6 +18,7 @@ from conftest import CONF, TINY, TINY_SYNTH, run_cell_here, unigram_model
 from unlearn_bench.config import validate
 from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.eval.evaluate import score_set
+from unlearn_bench.eval.generation import generate_answers
 from unlearn_bench.finetune import base_eval
 from unlearn_bench.model import load_pretrained
 from unlearn_bench.resolvers import register_resolvers
@@ -163,6 +165,30 @@ def test_generation_cap_fits_the_longest_answer_and_reports_answers_cut_at_it(ca
     assert scores["max_new_tokens"] == longest > 2 and scores["at_cap"] == 1.0
     assert "100% of the greedy answers stopped at the cap" in caplog.text and "eval.max_new_tokens" in caplog.text
     assert score_set(model, encoder, data, batch_size=2, max_new_tokens=50, desc=None)["max_new_tokens"] == 50
+
+
+def test_a_generation_batch_out_of_gpu_memory_is_halved_and_the_answers_are_the_same(caplog):
+    tokenizer = train_tokenizer(["Who? alpha beta gamma delta epsilon zeta"] * 3, 300)
+    encoder = QAEncoder(tokenizer, "Q: {question}\nA:")
+    model = unigram_model(len(tokenizer), tokenizer(" alpha", add_special_tokens=False).input_ids)
+    generate, rows = model.generate, []
+
+    def at_most_two_rows(input_ids, **kwargs):  # a GPU that holds 2 answers at a time
+        rows.append(len(input_ids))
+        if len(input_ids) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return generate(input_ids=input_ids, **kwargs)
+
+    questions = ["Who?", "Who? alpha", "Who? beta", "Who? gamma", "Who? delta"]
+    expected = generate_answers(model, encoder, questions, batch_size=1, max_new_tokens=3, desc=None)
+    model.generate = at_most_two_rows
+    with caplog.at_level(logging.WARNING):
+        answers = generate_answers(model, encoder, questions, batch_size=8, max_new_tokens=3, desc=None)
+    assert answers == expected and rows == [5, 2, 2, 1]  # 5 at once, then 2 at a time to the end
+    assert "going on with 2 (set eval.generation_batch_size=2" in caplog.text
+    model.generate = lambda **kwargs: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    with pytest.raises(torch.cuda.OutOfMemoryError):  # one answer that does not fit: nothing to halve
+        generate_answers(model, encoder, questions[:1], batch_size=1, max_new_tokens=3, desc=None)
 
 
 @pytest.mark.slow

@@ -364,17 +364,18 @@ def test_config_hash_does_not_depend_on_where_the_cache_lives(monkeypatch):
     assert config_hash(_cfg("seed=1")) != first  # what decides the result still does
 
 
-def test_an_option_added_later_keeps_earlier_cells_resumable_while_off():
-    """Cells run before unlearn.stop_patience_epochs existed resume (same hash) while it is null."""
+@pytest.mark.parametrize("section, key", [("unlearn", "stop_patience_epochs"), ("eval", "generation_batch_size")])
+def test_an_option_added_later_keeps_earlier_cells_resumable_while_off(section, key):
+    """Cells run before an option existed resume (same hash) while it is null."""
     from omegaconf import open_dict
 
     from unlearn_bench.resume import config_hash
 
     before = _cfg()
     with open_dict(before):
-        del before.unlearn["stop_patience_epochs"]
+        del before[section][key]
     assert config_hash(_cfg()) == config_hash(before)
-    assert config_hash(_cfg("unlearn.stop_patience_epochs=10")) != config_hash(before)
+    assert config_hash(_cfg(f"{section}.{key}=10")) != config_hash(before)
 
 
 def test_forget_split_drives_the_retain_split():
@@ -419,3 +420,22 @@ def test_fine_tuning_is_reproducible(tmp_path):
         assert len(files) == 2
         digests.append([hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
     assert digests[0] == digests[1]
+
+
+def test_every_generation_of_a_cell_uses_the_generation_batch_size(tmp_path, cache_dir, monkeypatch):
+    """The base-model eval, the stop check, the curve, the eval and the recovery attacks all
+    generate eval.generation_batch_size answers at a time; the teacher-forced passes keep batch_size."""
+    import unlearn_bench.eval.generation as generation
+
+    sizes, real = [], generation._generate
+    monkeypatch.setattr(
+        generation,
+        "_generate",
+        lambda model, encoder, questions, size, *rest: (
+            sizes.append(size) or real(model, encoder, questions, size, *rest)
+        ),
+    )
+    overrides = ["eval.generation_batch_size=3", "eval.curve_every_n_steps=1", "recovery=[prompt]"]
+    metrics = run_cell_here(tmp_path, *overrides, "unlearn.stop_at_unlearn=0.99", cache_dir=cache_dir)
+    assert metrics["stop_checks"]["generated"] >= 1 and len(sizes) > 10
+    assert set(sizes) == {3}

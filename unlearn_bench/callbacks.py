@@ -57,10 +57,14 @@ class StopAtUnlearn(L.Callback):
         max_new_tokens: int,
         max_gap_steps: int = 20,
         patience_epochs: int | None = None,
+        generation_batch_size: int | None = None,
     ):
+        """``batch_size``: rows of the teacher-forced bound's batches; ``generation_batch_size``
+        (None: ``batch_size``): answers generated at once."""
         self.encoder, self.forget, self.target = encoder, forget, target
         self.every_n_steps, self.max_gap_steps, self.patience_epochs = every_n_steps, max_gap_steps, patience_epochs
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self.generation_batch_size = generation_batch_size or batch_size
         self.reached = self.stalled = False  # whether the run stopped at the target; stopped for lack of progress
         self.best, self.best_step = math.inf, 0  # the lowest value checked (improved by MIN_DELTA) and its step
         self.seconds, self.checks, self.generated = 0.0, 0, 0  # time in checks; checks; those that generated
@@ -127,7 +131,12 @@ class StopAtUnlearn(L.Callback):
                 return bound, False
         self.generated += 1
         self.scores = score_set(
-            model, self.encoder, self.forget, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens, desc=None
+            model,
+            self.encoder,
+            self.forget,
+            batch_size=self.generation_batch_size,
+            max_new_tokens=self.max_new_tokens,
+            desc=None,
         )
         return self.scores["rougeL_recall"], True
 

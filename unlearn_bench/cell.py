@@ -25,7 +25,13 @@ from unlearn_bench.data.qa import QAEncoder
 from unlearn_bench.data.source import head
 from unlearn_bench.data.templates import HashedTemplate
 from unlearn_bench.datamodule import QADataModule
-from unlearn_bench.eval.evaluate import EvalData, evaluate_model, load_eval_data, rouge_recalls
+from unlearn_bench.eval.evaluate import (
+    EvalData,
+    evaluate_model,
+    generation_batch_size,
+    load_eval_data,
+    rouge_recalls,
+)
 from unlearn_bench.finetune import base_eval, cached_retain_reference, finetuned_model_dirs
 from unlearn_bench.loggers import log_config, log_results
 from unlearn_bench.lora import with_lora
@@ -177,6 +183,7 @@ def unlearning_callbacks(cfg: DictConfig, encoder: QAEncoder, eval_data: EvalDat
             cfg.eval.max_new_tokens,
             cfg.unlearn.stop_check_max_gap_steps,
             cfg.unlearn.stop_patience_epochs,
+            generation_batch_size(cfg.eval),
         )
         callbacks.append(stop)
     if cfg.eval.curve_every_n_steps is not None:
@@ -189,7 +196,7 @@ def unlearning_callbacks(cfg: DictConfig, encoder: QAEncoder, eval_data: EvalDat
                 output_dir / "curve.csv",
                 cfg.eval.curve_every_n_steps,
                 cfg.eval.curve_max_samples,
-                cfg.eval.batch_size,
+                generation_batch_size(cfg.eval),
                 cfg.eval.max_new_tokens,
             )
         )
@@ -244,7 +251,7 @@ def recover(
     model on ``device``."""
     forget = head(inputs.eval_data.eval_sets[cfg.data.forget_set], cfg.eval.max_samples)
     recalls = lambda m, questions, answers: rouge_recalls(
-        m, encoder, questions, answers, cfg.eval.batch_size, cfg.eval.max_new_tokens
+        m, encoder, questions, answers, generation_batch_size(cfg.eval), cfg.eval.max_new_tokens
     )
     base = lambda: load_pretrained(inputs.full_dir, cfg.model)[0].to(device)
     return recovery_scores(attacks, model, base, encoder, forget, cfg.trainer, recalls)

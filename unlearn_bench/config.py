@@ -82,6 +82,7 @@ class EvalConfig:
     """Greedy generation for the ROUGE-L scores."""
 
     batch_size: int = 64
+    generation_batch_size: Any = None  # int or null (batch_size): answers generated at once
     max_new_tokens: int = 48
     max_samples: Any = None  # int or null: cap on samples per eval set, for quick runs
     trigger_templates: list[str] = field(default_factory=list)
@@ -95,6 +96,12 @@ class EvalConfig:
     def check(self, where: str) -> None:
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError(f"{where}.batch_size and {where}.max_new_tokens must be >= 1")
+        if self.generation_batch_size is not None and (
+            not isinstance(self.generation_batch_size, int) or self.generation_batch_size < 1
+        ):
+            raise ConfigError(
+                f"{where}.generation_batch_size={self.generation_batch_size!r} must be null (batch_size) or an int >= 1"
+            )
         if not 0 < self.min_k <= 1:
             raise ConfigError(f"{where}.min_k={self.min_k} must be in (0, 1]")
         if self.curve_every_n_steps is not None and (

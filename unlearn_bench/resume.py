@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 RESULT_KEYS = ("model", "data", "method", "attack", "defense", "finetune", "unlearn", "eval", "seed")
 # Options added after sweeps had run, that change nothing while null: left out of the hash then,
 # so those sweeps still resume (a90ba8f's stop patience had made every earlier cell run again).
-ADDED_OFF = (("unlearn", "stop_patience_epochs"),)
+ADDED_OFF = (("unlearn", "stop_patience_epochs"), ("eval", "generation_batch_size"))
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -352,8 +352,15 @@ def evaluate_model(
 def score_kwargs(eval_cfg) -> dict:
     """The generation settings of ``score_set`` from the ``eval`` config section."""
     return dict(
-        batch_size=eval_cfg.batch_size, max_new_tokens=eval_cfg.max_new_tokens, max_samples=eval_cfg.max_samples
+        batch_size=generation_batch_size(eval_cfg),
+        max_new_tokens=eval_cfg.max_new_tokens,
+        max_samples=eval_cfg.max_samples,
     )
+
+
+def generation_batch_size(eval_cfg) -> int:
+    """Answers generated at once: ``eval.generation_batch_size``, or ``eval.batch_size`` if null."""
+    return eval_cfg.get("generation_batch_size") or eval_cfg.batch_size
 
 
 def summarize(per_set: Mapping[str, dict], forget_set: str, utility_sets: list[str]) -> dict:
