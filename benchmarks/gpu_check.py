@@ -13,8 +13,8 @@ locally trained tokenizer and given as published checkpoints (``finetune.full_mo
 4. where DeepSpeed is installed, runs the 1B shape's NPO cell (full unlearning with a reference
    model) under ``trainer=deepspeed`` (ZeRO-2 in bf16).
 
-    python benchmarks/gpu_check.py               # one CUDA GPU: the 1B checks took about 2 min on an H100,
-                                                 # the 8B ones over 4 (their step timing not reached)
+    python benchmarks/gpu_check.py               # one CUDA GPU: the 1B checks took about 2.5 min on an H100,
+                                                 # the 8B ones without cells 4 min, with them over 4
     python benchmarks/gpu_check.py --cpu         # tiny shapes on the CPU (the test suite runs this)
     python benchmarks/gpu_check.py --models llama31_8b --skip-cells   # the 8B step, memory and generation only
 
