@@ -214,3 +214,16 @@ def test_gpu_check_runs_in_its_cpu_mode(tmp_path):
         fields = dict(f.split("=", 1) for f in line)
         assert fields["eval_device"] == "cpu" and float(fields["lightning/bare"]) > 0
         assert float(fields["gen_tokens_per_s"]) > 0
+
+
+@pytest.mark.slow
+def test_generation_cache_benchmark_runs_in_its_cpu_mode():
+    script = ROOT / "benchmarks" / "generation_cache.py"
+    proc = subprocess.run([sys.executable, str(script), "--cpu"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("generation_cache ")]
+    fields = dict(f.split("=", 1) for f in line)
+    assert fields["model"] == "cpu" and fields["answers"] == "16"
+    assert float(fields["dynamic_tokens_per_s"]) > 0 and float(fields["static_tokens_per_s"]) > 0
+    same, total = map(int, fields["identical"].split("/"))
+    assert total == 16 and 0 <= same <= 16

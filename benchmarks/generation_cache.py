@@ -1,0 +1,103 @@
+"""Greedy generation with the dynamic KV cache (what ``generate_answers`` uses) against
+transformers' static cache, which ``generate`` compiles (``torch.compile``, CUDA graphs) on a GPU:
+same random-weight model of a published shape, same left-padded prompts, in one run.
+
+Prints, per model shape, the first static call (compilation included), tokens/s of each cache
+after it, their ratio, and how many answers are token for token the same (a compiled forward
+need not round as the eager one does). Random weights never stop early, so every answer runs to
+``--new-tokens``.
+
+    python benchmarks/generation_cache.py                   # one CUDA GPU: the 1B and 8B shapes, bf16
+    python benchmarks/generation_cache.py --cpu             # a tiny shape on the CPU (no compilation there)
+
+Ends with one line per shape: ``generation_cache model=... answers=... dynamic_tokens_per_s=...
+static_tokens_per_s=... static/dynamic=... first_static_s=... identical=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from gpu_check import CPU_SHAPE, LLAMA3_VOCAB, SHAPES, sync
+from transformers import AutoModelForCausalLM, LlamaConfig
+
+
+def prompts(n: int, vocab: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``n`` random prompts of 20 to 60 tokens (TOFU's question lengths), left-padded with 0."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(20, 61, (n,), generator=g)
+    width = int(lengths.max())
+    ids = torch.zeros(n, width, dtype=torch.long)
+    mask = torch.zeros(n, width, dtype=torch.long)
+    for row, length in enumerate(lengths.tolist()):
+        ids[row, width - length :] = torch.randint(1, vocab, (length,), generator=g)
+        mask[row, width - length :] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+
+def generate(model, batch: dict, new_tokens: int, cache: str | None) -> tuple[torch.Tensor, float]:
+    """The generated tokens and the seconds they took."""
+    sync(model.device)
+    start = time.perf_counter()
+    out = model.generate(
+        **batch,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        pad_token_id=0,
+        cache_implementation=cache,
+    )
+    sync(model.device)
+    return out[:, batch["input_ids"].shape[1] :], time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpu", action="store_true", help="a tiny shape on the CPU: checks that the script runs")
+    parser.add_argument("--models", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--answers", type=int, default=256, help="answers generated at once (256; CPU 16)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="tokens per answer (200; CPU 16)")
+    args = parser.parse_args()
+    if not args.cpu and not torch.cuda.is_available():
+        raise SystemExit("generation_cache needs a CUDA GPU; --cpu runs a tiny shape on the CPU")
+    device = torch.device("cpu" if args.cpu else "cuda")
+    answers = 16 if args.cpu and args.answers == 256 else args.answers
+    new_tokens = args.new_tokens or (16 if args.cpu else 200)
+    summary = []
+    for name in ["cpu"] if args.cpu else args.models:
+        vocab = 512 if args.cpu else LLAMA3_VOCAB
+        shape = CPU_SHAPE if args.cpu else SHAPES[name]
+        config = LlamaConfig(vocab_size=vocab, max_position_embeddings=4096, **shape)
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32 if args.cpu else torch.bfloat16)
+        model.eval()
+        batch = prompts(answers, vocab, device)
+        generate(model, prompts(4, vocab, device, seed=1), 4, None)  # warm-up (kernels, allocator)
+        dynamic, dynamic_s = generate(model, batch, new_tokens, None)
+        print(f"{name}: dynamic cache, {answers} answers x {new_tokens} tokens: {dynamic_s:.1f} s", flush=True)
+        _, first_s = generate(model, batch, new_tokens, "static")
+        print(f"{name}: static cache, first call (compilation included): {first_s:.1f} s", flush=True)
+        static, static_s = generate(model, batch, new_tokens, "static")
+        identical = int((static == dynamic).all(dim=1).sum())
+        rate = lambda seconds: answers * new_tokens / seconds
+        print(
+            f"{name}: static cache: {static_s:.1f} s; {rate(static_s):.0f} against {rate(dynamic_s):.0f} tokens/s; "
+            f"{identical}/{answers} answers identical",
+            flush=True,
+        )
+        summary.append(
+            f"generation_cache model={name} answers={answers} dynamic_tokens_per_s={rate(dynamic_s):.0f} "
+            f"static_tokens_per_s={rate(static_s):.0f} static/dynamic={dynamic_s / static_s:.2f} "
+            f"first_static_s={first_s:.1f} identical={identical}/{answers}"
+        )
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    print("\n" + "\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
