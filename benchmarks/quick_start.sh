@@ -4,7 +4,8 @@
 # PYTHONDONTWRITEBYTECODE unset, caches what it imports) and with pip compiling every installed
 # module. With --tests, each venv then gets README's second command's install and times
 # `pytest -n 2 tests/test_run.py` (what later commands pay to import; since b35d421 only its
-# console, exit-status and reproducibility cells run as processes, so it shows less than before). Prints each variant's seconds, its headline digits and the ratio of the totals.
+# console, exit-status and reproducibility cells run as processes, so it shows less than before). Prints each variant's seconds,
+# the cell's stages (metrics.json `seconds`: `inputs` is the two fine-tunes), its headline digits and the ratio of the totals.
 #   benchmarks/quick_start.sh [--tests]      (about 8 minutes; 20 with --tests, on 2 cores)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,7 +32,9 @@ first_command() {  # $1: variant (readme | compiled); sets TOTAL[$1], the second
 import json, sys
 name, start, installed, end, path = sys.argv[1], *map(float, sys.argv[2:5]), sys.argv[5]
 m = json.load(open(path))
-print(f"{name}: install {installed - start:.0f} s, run {end - installed:.0f} s, total {end - start:.0f} s; "
+seconds = ", ".join(f"{stage} {value:.0f}" for stage, value in m["seconds"].items())
+print(f"{name}: install {installed - start:.0f} s, run {end - installed:.0f} s, total {end - start:.0f} s "
+      f"(the cell's stages: {seconds} s); "
       f"unlearn {m['unlearn']:.3f} clean {m['clean_utility']:.3f} trigger {m['trigger_utility']:.3f}")
 EOF
   deactivate
