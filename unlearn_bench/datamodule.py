@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 
 import lightning as L
 from datasets import Dataset
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader, RandomSampler, Sampler
 from torch.utils.data import Dataset as TorchDataset
 
@@ -81,5 +83,11 @@ class QADataModule(L.LightningDataModule):
         return {name: self.encoder.collate([row[name] for row in rows]) for name in rows[0]}
 
     def train_dataloader(self):
+        """Batches are made in the training process: rows are tokenized once, up front, and a batch
+        is only padded into tensors, so worker processes would add their start-up and nothing else.
+        Lightning's advice to add workers (on machines with many cores, a GPU node) is hidden."""
+        warnings.filterwarnings(
+            "ignore", message="The 'train_dataloader' does not have many workers", category=PossibleUserWarning
+        )
         sampler = SplitSampler({name: len(rows) for name, rows in self.encoded.items()}, self.epoch_split, self.paired)
         return DataLoader(SplitRows(self.encoded), batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate)
