@@ -225,5 +225,6 @@ def test_generation_cache_benchmark_runs_in_its_cpu_mode():
     fields = dict(f.split("=", 1) for f in line)
     assert fields["model"] == "cpu" and fields["answers"] == "16"
     assert float(fields["dynamic_tokens_per_s"]) > 0 and float(fields["static_tokens_per_s"]) > 0
+    assert float(fields["eval_static_first/dynamic"]) > 0 and float(fields["eval_static/dynamic"]) > 0
     same, total = map(int, fields["identical"].split("/"))
     assert total == 16 and 0 <= same <= 16
