@@ -19,15 +19,21 @@ that stops there can cost, so the gap to it is what a better predictor of the cr
 Policies are StopAtUnlearn's knobs: ``default`` (as configured), ``no-near`` (no band of
 checks every ``every_n_steps`` near the target: checks only where the progress signal predicts
 it), ``near/4`` (that band every 4 steps), ``every/6`` (no two checks closer than 6 steps)
-and ``gap/40`` (``max_gap_steps`` 40).
+and ``gap/40`` (``max_gap_steps`` 40). ``--grid`` replays every combination of :data:`GRID`
+(those knobs and ``PROGRESS_STEP``) and prints the cheapest settings by their largest share over
+the recordings, with how much later than the baseline they stop: whether any setting of the
+knobs, exact or not, reaches a share.
 
     python benchmarks/stop_check_policies.py                       # 6 cells, about 10 minutes on 2 cores
     python benchmarks/stop_check_policies.py --cells "method=gd" -- unlearn.stop_at_unlearn=0.3
+    python benchmarks/stop_check_policies.py --out runs/ --grid    # keeps runs/recordings.json
+    python benchmarks/stop_check_policies.py --recordings runs/recordings.json --grid   # replays only, seconds
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import tempfile
@@ -49,6 +55,12 @@ POLICIES = {  # name: StopAtUnlearn attributes to set on the replay (none: as co
     "near/4": {"every_n_steps": 4},
     "every/6": {"every_n_steps": 6},
     "gap/40": {"max_gap_steps": 40},
+}
+GRID = {  # --grid: StopAtUnlearn attributes, every combination replayed on every recording
+    "every_n_steps": (2, 4, 6, 8),
+    "NEAR": (-math.inf, 0.02, 0.05),
+    "max_gap_steps": (10, 20, 40),
+    "PROGRESS_STEP": (0.05, 0.1),
 }
 
 
@@ -189,6 +201,32 @@ def oracle(rows: list[dict], base: dict | None) -> dict | None:
     return {"step": base["step"], "unlearn": base["unlearn"], "checks": "0/1", "share": share}
 
 
+def grid(recordings: dict[str, list[dict]], stop_args: dict, every: int) -> list[dict]:
+    """Every :data:`GRID` setting replayed on every recording, cheapest first (by the largest share
+    over the recordings): its mean share too, and how far its stops fall from the baseline's (the
+    most steps later, the most Unlearn lower). Settings that run past a recording are left out."""
+    results = []
+    for values in itertools.product(*GRID.values()):
+        attributes = dict(zip(GRID, values))
+        runs = []
+        for rows in recordings.values():
+            base, stop = dense(rows, every, stop_args["target"]), replay(rows, stop_args, attributes)
+            runs.append((base, stop))
+        if any(base is None or stop is None for base, stop in runs):
+            continue
+        shares = [stop["share"] for _, stop in runs]
+        results.append(
+            {
+                "attributes": attributes,
+                "max_share": max(shares),
+                "mean_share": sum(shares) / len(shares),
+                "later": max(stop["step"] - base["step"] for base, stop in runs),
+                "lower": max(base["unlearn"] - stop["unlearn"] for base, stop in runs),
+            }
+        )
+    return sorted(results, key=lambda r: r["max_share"])
+
+
 def mean(rows: list[dict], key: str) -> float:
     return sum(row[key] for row in rows) / len(rows)
 
@@ -200,6 +238,10 @@ def main() -> None:
     parser.add_argument(
         "--out", default=None, help="folder for the recordings (recordings.json); a temporary one if unset"
     )
+    parser.add_argument(
+        "--recordings", default=None, help="replay this recordings.json (from --out) instead of recording cells"
+    )
+    parser.add_argument("--grid", action="store_true", help="also replay every setting of GRID; print the cheapest")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every cell (after --)")
     args = parser.parse_args()
     register_resolvers()
@@ -218,8 +260,8 @@ def main() -> None:
         patience_epochs=cfg.unlearn.stop_patience_epochs,
         generation_batch_size=generation_batch_size(cfg.eval),
     )
-    recordings = {}
-    for i, name in enumerate(args.cells):
+    recordings = json.loads(Path(args.recordings).read_text()) if args.recordings else {}
+    for i, name in enumerate([] if args.recordings else args.cells):
         recordings[name] = record([*args.overrides, *name.split()], args.past, out / f"cell{i}")
         (out / "recordings.json").write_text(json.dumps(recordings))
     print(f"\nstop at Unlearn <= {target}: step, Unlearn there, checks (bound/generated), share of unlearning time")
@@ -247,6 +289,19 @@ def main() -> None:
     print()
     for policy, values in shares.items():
         print(f"policy={policy} mean_share={sum(values) / len(values):.3f} max_share={max(values):.3f} n={len(values)}")
+    if not args.grid:
+        return
+    settings = grid(recordings, stop_args, every)
+    print(f"\n{len(settings)} GRID settings stop within every recording; the cheapest, and the cheapest never later:")
+    never_later = [s for s in settings if s["later"] <= 0]
+    if not never_later:
+        print("grid_never_later none: every setting stops later than the baseline in some recording")
+    for label, setting in [*(("grid", s) for s in settings[:5]), *(("grid_never_later", s) for s in never_later[:1])]:
+        knobs = " ".join(f"{k}={'off' if v == -math.inf else v}" for k, v in setting["attributes"].items())
+        print(
+            f"{label} max_share={setting['max_share']:.3f} mean_share={setting['mean_share']:.3f} "
+            f"later={setting['later']:+d} lower={setting['lower']:+.3f} {knobs}"
+        )
 
 
 if __name__ == "__main__":

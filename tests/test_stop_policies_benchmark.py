@@ -58,3 +58,22 @@ def test_a_check_settled_by_the_bound_costs_the_bound_only():
     assert bench.replay(rows, ARGS, {}) is None
     stop = bench.replay(recording(bound=0.0), ARGS, {})
     assert stop["step"] >= 35 and stop["unlearn"] <= TARGET  # recall first reaches the target at step 35
+
+
+def test_the_grid_replays_every_setting_cheapest_first():
+    rows = recording(bound=0.0)
+    settings = bench.grid({"cell": rows}, ARGS, every=2)
+    assert len(settings) == math.prod(len(values) for values in bench.GRID.values())  # each stops on this recording
+    shares = [s["max_share"] for s in settings]
+    assert shares == sorted(shares)
+    # the callback's own defaults are one of the settings, with the share its plain replay gives
+    defaults = {"every_n_steps": 2, "NEAR": 0.05, "max_gap_steps": 20, "PROGRESS_STEP": 0.05}
+    (default,) = [s for s in settings if s["attributes"] == defaults]
+    replayed = bench.replay(rows, ARGS, {})
+    assert default["max_share"] == pytest.approx(replayed["share"])
+    assert default["later"] == replayed["step"] - bench.dense(rows, 2, TARGET)["step"]
+    # checks at least 8 steps apart cost less than every 2 steps near the target
+    sparse = [s for s in settings if s["attributes"]["every_n_steps"] == 8]
+    assert max(s["max_share"] for s in sparse) < default["max_share"]
+    # and no setting stops before recall first reaches the target (step 35; the baseline stops at 36)
+    assert min(s["later"] for s in settings) >= -1
