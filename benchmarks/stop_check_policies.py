@@ -28,6 +28,7 @@ knobs, exact or not, reaches a share.
     python benchmarks/stop_check_policies.py --cells "method=gd" -- unlearn.stop_at_unlearn=0.3
     python benchmarks/stop_check_policies.py --out runs/ --grid    # keeps runs/recordings.json
     python benchmarks/stop_check_policies.py --recordings runs/recordings.json --grid   # replays only, seconds
+    python benchmarks/stop_check_policies.py --recordings runs/recordings.json --grid --cells "method=gd seed=0"
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ def main() -> None:
         "--out", default=None, help="folder for the recordings (recordings.json); a temporary one if unset"
     )
     parser.add_argument(
-        "--recordings", default=None, help="replay this recordings.json (from --out) instead of recording cells"
+        "--recordings", default=None, help="replay the --cells of this recordings.json (from --out); no recording"
     )
     parser.add_argument("--grid", action="store_true", help="also replay every setting of GRID; print the cheapest")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every cell (after --)")
@@ -260,7 +261,12 @@ def main() -> None:
         patience_epochs=cfg.unlearn.stop_patience_epochs,
         generation_batch_size=generation_batch_size(cfg.eval),
     )
-    recordings = json.loads(Path(args.recordings).read_text()) if args.recordings else {}
+    recordings = {}
+    if args.recordings:  # the --cells among them
+        saved = json.loads(Path(args.recordings).read_text())
+        recordings = {k: v for k, v in saved.items() if k in args.cells}
+        if not recordings:
+            parser.error(f"none of --cells is recorded in {args.recordings}; it holds {sorted(saved)}")
     for i, name in enumerate([] if args.recordings else args.cells):
         recordings[name] = record([*args.overrides, *name.split()], args.past, out / f"cell{i}")
         (out / "recordings.json").write_text(json.dumps(recordings))
