@@ -3,6 +3,7 @@ fine-tune stage, base-model scores that do not depend on which cell built the ca
 generation cap, and the GPU check script in its CPU mode."""
 
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -57,6 +58,9 @@ def test_paper_presets_use_the_published_tofu_schedules_for_every_method(preset,
         assert section.batch_size * cfg.trainer.accumulate_grad_batches == 32
         assert section.optimizer.lr != tiny[stage].optimizer.lr  # nothing inherited from the embedded model
     assert cfg.eval.max_new_tokens == 200 and cfg.unlearn.stop_at_unlearn is None
+    # a target set later checks about once an epoch, not every 2 steps near it (a check ~ 20 steps)
+    steps_per_epoch = math.ceil(400 / 32)  # forget10's 400 questions
+    assert cfg.unlearn.stop_check_every_n_steps == steps_per_epoch <= cfg.unlearn.stop_check_max_gap_steps
 
 
 @pytest.mark.parametrize("trainer", ["default", "gpu"])
