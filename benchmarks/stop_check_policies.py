@@ -209,10 +209,8 @@ def grid(recordings: dict[str, list[dict]], stop_args: dict, every: int) -> list
     results = []
     for values in itertools.product(*GRID.values()):
         attributes = dict(zip(GRID, values))
-        runs = []
-        for rows in recordings.values():
-            base, stop = dense(rows, every, stop_args["target"]), replay(rows, stop_args, attributes)
-            runs.append((base, stop))
+        target = stop_args["target"]
+        runs = [(dense(rows, every, target), replay(rows, stop_args, attributes)) for rows in recordings.values()]
         if any(base is None or stop is None for base, stop in runs):
             continue
         shares = [stop["share"] for _, stop in runs]
