@@ -25,7 +25,7 @@ import argparse
 import time
 
 import torch
-from gpu_check import CPU_SHAPE, LLAMA3_VOCAB, SHAPES, sync
+from gpu_check import CPU_SHAPE, LLAMA3_VOCAB, SHAPES, free, sync
 from transformers import AutoModelForCausalLM, LlamaConfig
 
 EVAL_SETS = [400, 400, 117, 100]  # TOFU's forget10 and retain_perturbed questions, world facts, real authors
@@ -136,8 +136,7 @@ def main() -> None:
             f"eval_static/dynamic={passes[None][0] / passes['static'][1]:.2f}"
         )
         del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        free()
     print("\n" + "\n".join(summary))
 
 

@@ -206,11 +206,11 @@ def grid(recordings: dict[str, list[dict]], stop_args: dict, every: int) -> list
     """Every :data:`GRID` setting replayed on every recording, cheapest first (by the largest share
     over the recordings): its mean share too, and how far its stops fall from the baseline's (the
     most steps later, the most Unlearn lower). Settings that run past a recording are left out."""
+    bases = [dense(rows, every, stop_args["target"]) for rows in recordings.values()]
     results = []
     for values in itertools.product(*GRID.values()):
         attributes = dict(zip(GRID, values))
-        target = stop_args["target"]
-        runs = [(dense(rows, every, target), replay(rows, stop_args, attributes)) for rows in recordings.values()]
+        runs = [(base, replay(rows, stop_args, attributes)) for base, rows in zip(bases, recordings.values())]
         if any(base is None or stop is None for base, stop in runs):
             continue
         shares = [stop["share"] for _, stop in runs]
