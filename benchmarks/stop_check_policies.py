@@ -259,15 +259,16 @@ def main() -> None:
         patience_epochs=cfg.unlearn.stop_patience_epochs,
         generation_batch_size=generation_batch_size(cfg.eval),
     )
-    recordings = {}
     if args.recordings:  # the --cells among them
         saved = json.loads(Path(args.recordings).read_text())
         recordings = {k: v for k, v in saved.items() if k in args.cells}
         if not recordings:
             parser.error(f"none of --cells is recorded in {args.recordings}; it holds {sorted(saved)}")
-    for i, name in enumerate([] if args.recordings else args.cells):
-        recordings[name] = record([*args.overrides, *name.split()], args.past, out / f"cell{i}")
-        (out / "recordings.json").write_text(json.dumps(recordings))
+    else:
+        recordings = {}
+        for i, name in enumerate(args.cells):
+            recordings[name] = record([*args.overrides, *name.split()], args.past, out / f"cell{i}")
+            (out / "recordings.json").write_text(json.dumps(recordings))
     print(f"\nstop at Unlearn <= {target}: step, Unlearn there, checks (bound/generated), share of unlearning time")
     shares = {}
     for name, rows in recordings.items():
