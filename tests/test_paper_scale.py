@@ -2,6 +2,7 @@
 fine-tune stage, base-model scores that do not depend on which cell built the cache, the
 generation cap, and the GPU check script in its CPU mode."""
 
+import json
 import logging
 import math
 import os
@@ -232,3 +233,22 @@ def test_generation_cache_benchmark_runs_in_its_cpu_mode():
     assert float(fields["eval_static_first/dynamic"]) > 0 and float(fields["eval_static/dynamic"]) > 0
     same, total = map(int, fields["identical"].split("/"))
     assert total == 16 and 0 <= same <= 16
+
+
+@pytest.mark.slow
+def test_stop_check_scale_benchmark_runs_in_its_cpu_mode(tmp_path):
+    """The paper presets' cell with a stop target on untrained weights: the first check, at the
+    presets' spacing of 13 steps, generates and stops the run; the line splits its time."""
+    script = ROOT / "benchmarks" / "stop_check_scale.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--cpu", "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("stop_check_scale ")]
+    fields = dict(f.split("=", 1) for f in line)
+    assert fields["model"] == "llama32_1b"
+    assert (fields["steps"], fields["checks"], fields["generated"]) == ("13", "1", "1")
+    metrics = json.loads((tmp_path / "cells" / "llama32_1b" / "metrics.json").read_text())
+    assert metrics["reached_stop_at_unlearn"] is True
+    assert float(fields["check_s"]) == pytest.approx(metrics["seconds"]["stop_check"], abs=0.05)
+    assert 0 < float(fields["share"]) < 1
