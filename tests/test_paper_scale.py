@@ -252,3 +252,14 @@ def test_stop_check_scale_benchmark_runs_in_its_cpu_mode(tmp_path):
     assert metrics["reached_stop_at_unlearn"] is True
     assert float(fields["check_s"]) == pytest.approx(metrics["seconds"]["stop_check"], abs=0.05)
     assert 0 < float(fields["share"]) < 1
+
+
+@pytest.mark.slow
+def test_cuda_allocator_benchmark_runs_in_its_cpu_mode():
+    script = ROOT / "benchmarks" / "cuda_allocator.py"
+    proc = subprocess.run([sys.executable, str(script), "--cpu"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("cuda_allocator ")]
+    fields = dict(f.split("=", 1) for f in line)
+    assert fields["model"] == "cpu" and float(fields["default_s"]) > 0 and float(fields["expandable_s"]) > 0
+    assert fields["identical"] == "True"  # the allocator setting moves no arithmetic
