@@ -221,13 +221,18 @@ def test_gpu_check_runs_in_its_cpu_mode(tmp_path):
         assert float(fields["gen_tokens_per_s"]) > 0
 
 
+def cpu_mode_summary(name: str, *args: str) -> dict[str, str]:
+    """Runs ``benchmarks/<name>.py --cpu``; the fields of its one ``<name> k=v ...`` summary line."""
+    script = ROOT / "benchmarks" / f"{name}.py"
+    proc = subprocess.run([sys.executable, str(script), "--cpu", *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith(f"{name} ")]
+    return dict(f.split("=", 1) for f in line)
+
+
 @pytest.mark.slow
 def test_generation_cache_benchmark_runs_in_its_cpu_mode():
-    script = ROOT / "benchmarks" / "generation_cache.py"
-    proc = subprocess.run([sys.executable, str(script), "--cpu"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("generation_cache ")]
-    fields = dict(f.split("=", 1) for f in line)
+    fields = cpu_mode_summary("generation_cache")
     assert fields["model"] == "cpu" and fields["answers"] == "16"
     assert float(fields["dynamic_tokens_per_s"]) > 0 and float(fields["static_tokens_per_s"]) > 0
     assert float(fields["eval_static_first/dynamic"]) > 0 and float(fields["eval_static/dynamic"]) > 0
@@ -239,13 +244,7 @@ def test_generation_cache_benchmark_runs_in_its_cpu_mode():
 def test_stop_check_scale_benchmark_runs_in_its_cpu_mode(tmp_path):
     """The paper presets' cell with a stop target on untrained weights: the first check, at the
     presets' spacing of 13 steps, generates and stops the run; the line splits its time."""
-    script = ROOT / "benchmarks" / "stop_check_scale.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--cpu", "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("stop_check_scale ")]
-    fields = dict(f.split("=", 1) for f in line)
+    fields = cpu_mode_summary("stop_check_scale", "--workdir", str(tmp_path))
     assert fields["model"] == "llama32_1b"
     assert (fields["steps"], fields["checks"], fields["generated"]) == ("13", "1", "1")
     metrics = json.loads((tmp_path / "cells" / "llama32_1b" / "metrics.json").read_text())
@@ -256,10 +255,6 @@ def test_stop_check_scale_benchmark_runs_in_its_cpu_mode(tmp_path):
 
 @pytest.mark.slow
 def test_cuda_allocator_benchmark_runs_in_its_cpu_mode():
-    script = ROOT / "benchmarks" / "cuda_allocator.py"
-    proc = subprocess.run([sys.executable, str(script), "--cpu"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("cuda_allocator ")]
-    fields = dict(f.split("=", 1) for f in line)
+    fields = cpu_mode_summary("cuda_allocator")
     assert fields["model"] == "cpu" and float(fields["default_s"]) > 0 and float(fields["expandable_s"]) > 0
     assert fields["identical"] == "True"  # the allocator setting moves no arithmetic
