@@ -97,7 +97,9 @@ CASES = [
     ("epochs-zero", run, ["unlearn.epochs=0"], None, "unlearn.epochs and unlearn.batch_size must be >= 1"),
     ("batch-size-text", run, ["finetune.batch_size=many"], None, "finetune.batch_size"),
     ("scheduler", run, ["unlearn.scheduler=wavy"], None, "unlearn.scheduler='wavy'; choose one of"),
-    ("stop-target", run, ["unlearn.stop_at_unlearn=1.5"], None, "unlearn.stop_at_unlearn=1.5 must be null or in"),
+    ("stop-target", run, ["unlearn.stop_at_unlearn=1.5"], None, "unlearn.stop_at_unlearn=1.5 must be null or a number"),
+    ("stop-target-text", run, ["unlearn.stop_at_unlearn=abc"], None, "unlearn.stop_at_unlearn='abc' must be null or"),
+    ("stop-target-bool", run, ["unlearn.stop_at_unlearn=true"], None, "unlearn.stop_at_unlearn=True must be null or"),
     (
         "stop-patience",
         run,
@@ -235,6 +237,15 @@ CASES = [
         "model.pretrained='/no/such/model' does not exist",
     ),
     ("pretrained-file", run, ["model.pretrained={file}"], None, "model.pretrained='{file}' is a file"),
+    (
+        "pretrained-number",
+        run,
+        ["model.pretrained=123"],
+        None,
+        "model.pretrained=123 is not a hub id or a model folder; Hydra reads 123 as a number: quote it",
+    ),
+    ("retain-model-bool", run, ["finetune.retain_model=true"], None, "finetune.retain_model=True is not a hub id"),
+    ("eval-model-number", eval_model, ["model_dir=5"], None, "model_dir=5 is not a hub id or a model folder"),
     (
         "given-without-weights",
         run,

@@ -51,8 +51,10 @@ class StageConfig:
             raise ConfigError(f"{where}.scheduler={self.scheduler!r}; choose one of {SCHEDULERS}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"{where}.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
-        if self.stop_at_unlearn is not None and not 0 <= self.stop_at_unlearn <= 1:
-            raise ConfigError(f"{where}.stop_at_unlearn={self.stop_at_unlearn} must be null or in [0, 1]")
+        target = self.stop_at_unlearn  # a bool is an int to Python: `true` must not mean a target of 1
+        number = isinstance(target, int | float) and not isinstance(target, bool)
+        if target is not None and not (number and 0 <= target <= 1):
+            raise ConfigError(f"{where}.stop_at_unlearn={target!r} must be null or a number in [0, 1]")
         if not 1 <= self.stop_check_every_n_steps <= self.stop_check_max_gap_steps:
             raise ConfigError(
                 f"{where}.stop_check_every_n_steps={self.stop_check_every_n_steps} must be >= 1 and "

@@ -30,6 +30,10 @@ def looks_local(value: str | Path) -> bool:
 def model_path(value: str | Path, key: str) -> str:
     """``value`` as ``from_pretrained`` takes it: a local model folder, checked for a config,
     weights and a tokenizer, or a hub id (anything that does not look like a path), unchecked here."""
+    if not isinstance(value, str | Path):  # Hydra reads `2024` as a number and `true` as a bool
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        hint = f"; Hydra reads {value} as a number: quote it ({key}=\"'{value}'\") or write ./{value}" if number else ""
+        raise FolderError(f"{key}={value!r} is not a hub id or a model folder{hint}")
     local = Path(value).expanduser()
     if not local.exists():
         if looks_local(value):
