@@ -108,6 +108,22 @@ CASES = [
         "unlearn.stop_patience_epochs=0 must be null or an integer >= 1",
     ),
     ("max-samples", run, ["eval.max_samples=0"], None, "eval.max_samples=0 must be null or an int >= 1"),
+    ("max-samples-bool", run, ["eval.max_samples=true"], None, "eval.max_samples=True must be null or an int >= 1"),
+    (
+        "stop-patience-bool",
+        run,
+        ["unlearn.stop_patience_epochs=true"],
+        None,
+        "unlearn.stop_patience_epochs=True must be null or an integer >= 1",
+    ),
+    # optimizers: built on one parameter before anything trains (a bad lr no longer waits for the fine-tunes)
+    ("lr-text", run, ["unlearn.optimizer.lr=abc"], None, "unlearn.optimizer.lr='abc' must be a number (torch.optim"),
+    ("method-lr-text", run, ["+method.lr=x"], None, "unlearn.optimizer.lr='x' must be a number"),
+    ("lr-bool", run, ["unlearn.optimizer.lr=true"], None, "unlearn.optimizer.lr=True must be a number"),
+    ("lr-range", run, ["unlearn.optimizer.lr=-1"], None, "AdamW refuses its knobs: Invalid learning rate: -1"),
+    ("finetune-lr-range", run, ["finetune.optimizer.lr=-5"], None, "finetune.optimizer: torch.optim.AdamW refuses"),
+    ("optimizer-knob", run, ["+unlearn.optimizer.lrr=1"], None, "unlearn.optimizer.lrr is not an argument of torch"),
+    ("optimizer-flag", run, ["+unlearn.optimizer.amsgrad=maybe"], None, "optimizer.amsgrad='maybe' must be true or"),
     (
         "generation-batch",
         run,

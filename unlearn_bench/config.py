@@ -21,6 +21,11 @@ from unlearn_bench.eval.scores import PASSES
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 
 
+def _count(value) -> bool:
+    """Whether ``value`` is an int and not a bool (which Python counts as one: ``true`` is not 1 sample)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_optimizer(where: str, optimizer) -> None:
     if optimizer is None or "_target_" not in optimizer:
         raise ConfigError(f"{where}.optimizer needs a _target_, e.g. torch.optim.AdamW with _partial_: true")
@@ -61,7 +66,7 @@ class StageConfig:
                 f"<= {where}.stop_check_max_gap_steps={self.stop_check_max_gap_steps}"
             )
         if self.stop_patience_epochs is not None and not (
-            isinstance(self.stop_patience_epochs, int) and self.stop_patience_epochs >= 1
+            _count(self.stop_patience_epochs) and self.stop_patience_epochs >= 1
         ):
             raise ConfigError(
                 f"{where}.stop_patience_epochs={self.stop_patience_epochs!r} must be null or an integer >= 1"
@@ -99,7 +104,7 @@ class EvalConfig:
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError(f"{where}.batch_size and {where}.max_new_tokens must be >= 1")
         if self.generation_batch_size is not None and (
-            not isinstance(self.generation_batch_size, int) or self.generation_batch_size < 1
+            not _count(self.generation_batch_size) or self.generation_batch_size < 1
         ):
             raise ConfigError(
                 f"{where}.generation_batch_size={self.generation_batch_size!r} must be null (batch_size) or an int >= 1"
@@ -107,7 +112,7 @@ class EvalConfig:
         if not 0 < self.min_k <= 1:
             raise ConfigError(f"{where}.min_k={self.min_k} must be in (0, 1]")
         if self.curve_every_n_steps is not None and (
-            not isinstance(self.curve_every_n_steps, int) or self.curve_every_n_steps < 1
+            not _count(self.curve_every_n_steps) or self.curve_every_n_steps < 1
         ):
             raise ConfigError(f"{where}.curve_every_n_steps={self.curve_every_n_steps!r} must be null or an int >= 1")
         unknown = [m for m in self.metrics if m not in PASSES]
@@ -118,7 +123,7 @@ class EvalConfig:
             )
         if self.curve_max_samples < 1:
             raise ConfigError(f"{where}.curve_max_samples must be >= 1")
-        if self.max_samples is not None and (not isinstance(self.max_samples, int) or self.max_samples < 1):
+        if self.max_samples is not None and (not _count(self.max_samples) or self.max_samples < 1):
             raise ConfigError(f"{where}.max_samples={self.max_samples!r} must be null or an int >= 1")
         named = {"trigger_templates": self.trigger_templates}
         named |= {f"extra_trigger_templates.{k}": v for k, v in self.extra_trigger_templates.items()}
@@ -208,7 +213,7 @@ def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> 
             f"Remove them; the top-level keys are {list(known)}"
         )
     seed = cfg.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
+    if not _count(seed):
         raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=0")
 
 

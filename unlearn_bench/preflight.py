@@ -7,6 +7,7 @@ Lightning is imported (the entry points import the recipes only afterwards)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from unlearn_bench.attacks import Attack
@@ -69,8 +70,10 @@ def check_cell(cfg: DictConfig) -> Components:
     checklist(check_logger, cfg.get("logger"))
     components = checklist(build_components, cfg)
     _check_folders(checklist, cfg, CELL_MODEL_KEYS)
-    if components is not None and not checklist.lines:
+    if components is not None and not checklist.lines:  # these import torch: seconds a config error need not wait
         checklist(_check_depth, cfg, components.loss)
+        for stage in ("unlearn",) if cfg.finetune.full_model and cfg.finetune.retain_model else ("finetune", "unlearn"):
+            checklist(check_optimizer, cfg[stage].optimizer, f"{stage}.optimizer")
     if not checklist.lines:  # the data checks read the (now valid) data config
         _check_data(checklist, cfg, training=True)
     checklist.raise_any()
@@ -174,6 +177,33 @@ def _named(cfg: DictConfig, where: str, error: Exception) -> str:
     source = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
     key = source.group(1) if source else f"{where}.{error.argument}"
     return f"{key}={error.value!r} {error.requirement}"
+
+
+def check_optimizer(node: DictConfig, where: str) -> None:
+    """The optimizer built on one parameter, so that a knob of the wrong type or out of range fails
+    here, named, and not at the first unlearning step after the fine-tunes (hours at paper scale).
+    A knob whose default in the optimizer's signature is a number (``lr``, ``weight_decay``) or a
+    boolean must be one; the optimizer itself checks ranges (torch: "Invalid learning rate")."""
+    check_arguments(node, where)
+    try:
+        target = get_object(node._target_)
+    except Exception as e:
+        raise ConfigError(f"{where}._target_={node._target_!r} cannot be imported ({e})") from None
+    knobs = OmegaConf.to_container(node, resolve=True)
+    defaults = {name: p.default for name, p in inspect.signature(target).parameters.items()}
+    number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+    for key, value in knobs.items():
+        default = defaults.get(key)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}={value!r} must be true or false ({node._target_}'s {key})")
+        if number(default) and not number(value):
+            raise ConfigError(f"{where}.{key}={value!r} must be a number ({node._target_}'s {key})")
+    import torch  # here: a config error found before this check answers without importing torch
+
+    try:
+        instantiate(node)([torch.nn.Parameter(torch.zeros(1))])
+    except Exception as e:
+        raise ConfigError(f"{where}: {node._target_} refuses its knobs: {e}") from None
 
 
 def _check_depth(cfg: DictConfig, loss: ComposedLoss) -> None:
