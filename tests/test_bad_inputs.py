@@ -116,6 +116,13 @@ CASES = [
         None,
         "unlearn.stop_patience_epochs=True must be null or an integer >= 1",
     ),
+    # the model section (LoRA's knobs were read only when a stage built adapters: after the fine-tunes for unlearning)
+    ("lora-r-text", run, ["model.lora.r=abc"], None, "bad value in model.lora.r: Value 'abc'"),
+    ("lora-dropout", run, ["model.lora.dropout=1"], None, "model.lora.dropout=1.0 must be in [0, 1)"),
+    ("lora-stage", run, ["model.lora.stages=[unlearn,train]"], None, "model.lora.stages=['unlearn', 'train'] must"),
+    ("model-dtype", run, ["model.dtype=half"], None, "model.dtype='half'; choose one of"),
+    ("prompt-format", run, ["model.prompt_format=Q"], None, "model.prompt_format='Q' needs {{question}} exactly once"),
+    ("model-misspelt-key", run, ["+model.max_lenght=9"], None, "model.max_lenght: Key 'max_lenght' not in"),
     # optimizers: built on one parameter before anything trains (a bad lr no longer waits for the fine-tunes)
     ("lr-text", run, ["unlearn.optimizer.lr=abc"], None, "unlearn.optimizer.lr='abc' must be a number (torch.optim"),
     ("method-lr-text", run, ["+method.lr=x"], None, "unlearn.optimizer.lr='x' must be a number"),

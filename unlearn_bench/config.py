@@ -162,7 +162,75 @@ class DataConfig:
             )
 
 
-SCHEMAS = {"finetune": FinetuneConfig, "unlearn": StageConfig, "eval": EvalConfig, "data": DataConfig}
+LORA_STAGES = ("finetune", "unlearn")
+DTYPES = ("float32", "bfloat16", "float16", "float64")
+
+
+@dataclass
+class LoraSchema:
+    """``model.lora``: peft's LoRA adapters (unlearn_bench/lora.py); read only once a stage
+    builds them, which for unlearning-only LoRA comes after the fine-tunes, so checked here."""
+
+    enabled: bool = False
+    stages: list[str] = field(default_factory=lambda: list(LORA_STAGES))
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: Any = "all-linear"  # peft's: a name, or a list of module names
+
+    def check(self, where: str) -> None:
+        if not self.stages or any(s not in LORA_STAGES for s in self.stages):
+            raise ConfigError(f"{where}.stages={self.stages} must name one or both of {list(LORA_STAGES)}")
+        for key, ok, rule in (
+            ("r", self.r >= 1, ">= 1"),
+            ("alpha", self.alpha > 0, "> 0"),
+            ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
+        ):
+            if not ok:
+                raise ConfigError(f"{where}.{key}={getattr(self, key)} must be {rule}")
+        names = [self.target_modules] if isinstance(self.target_modules, str) else self.target_modules
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(
+                f"{where}.target_modules={self.target_modules!r} must be a module name (all-linear) or a list of them"
+            )
+
+
+@dataclass
+class ModelSchema:
+    """The model: the embedded ``architecture`` (a ``_target_`` config) or ``pretrained`` weights,
+    and how they are loaded and prompted."""
+
+    name: str = "?"
+    pretrained: Any = None  # a hub id or save_pretrained folder (preflight checks the folder)
+    dtype: str = "float32"
+    tokenizer_vocab_size: int = 2048  # the embedded model's tokenizer, trained on the data
+    architecture: Any = None
+    prompt_format: str = "Question: {question}\nAnswer:"
+    max_length: int = 512
+    trust_remote_code: bool = False
+    attn_implementation: Any = None  # null (transformers' default) or a name, e.g. flash_attention_2
+    gradient_checkpointing: bool = False
+    lora: LoraSchema = field(default_factory=LoraSchema)
+
+    def check(self, where: str) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"{where}.dtype={self.dtype!r}; choose one of {DTYPES}")
+        if self.prompt_format.count("{question}") != 1:
+            raise ConfigError(f"{where}.prompt_format={self.prompt_format!r} needs {{question}} exactly once")
+        if self.max_length < 8 or self.tokenizer_vocab_size < 64:
+            raise ConfigError(f"{where}.max_length must be >= 8 and {where}.tokenizer_vocab_size >= 64")
+        if self.attn_implementation is not None and not isinstance(self.attn_implementation, str):
+            raise ConfigError(f"{where}.attn_implementation={self.attn_implementation!r} must be null or a name")
+        self.lora.check(f"{where}.lora")
+
+
+SCHEMAS = {
+    "model": ModelSchema,
+    "finetune": FinetuneConfig,
+    "unlearn": StageConfig,
+    "eval": EvalConfig,
+    "data": DataConfig,
+}
 
 
 def check_strategy(trainer_cfg: DictConfig) -> None:
