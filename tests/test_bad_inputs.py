@@ -116,6 +116,15 @@ CASES = [
         None,
         "unlearn.stop_patience_epochs=True must be null or an integer >= 1",
     ),
+    ("mc-set-bool", run, ["data.multiple_choice_sets.forget=true"], None, "multiple_choice_sets.forget=True must be"),
+    ("holdout-bool", run, ["data.holdout_split=true"], None, "data.holdout_split=True must be a split name or null"),
+    (
+        "mc-set-path-unset",
+        run,
+        ["+data/multiple_choice@data.multiple_choice_sets.mine=local"],
+        None,
+        "data.multiple_choice_sets.mine.path must be set: add data.multiple_choice_sets.mine.path=<value>",
+    ),
     # the model section (LoRA's knobs were read only when a stage built adapters: after the fine-tunes for unlearning)
     ("lora-r-text", run, ["model.lora.r=abc"], None, "bad value in model.lora.r: Value 'abc'"),
     ("lora-dropout", run, ["model.lora.dropout=1"], None, "model.lora.dropout=1.0 must be in [0, 1)"),

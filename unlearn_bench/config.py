@@ -13,7 +13,7 @@ from typing import Any
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from unlearn_bench.errors import ConfigError
 from unlearn_bench.eval.scores import PASSES
@@ -151,6 +151,14 @@ class DataConfig:
     multiple_choice_sets: dict[str, Any] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
+        if self.holdout_split is not None and not isinstance(self.holdout_split, str):
+            raise ConfigError(f"{where}.holdout_split={self.holdout_split!r} must be a split name or null")
+        for name, spec in self.multiple_choice_sets.items():
+            if not isinstance(spec, str | dict) or (isinstance(spec, dict) and "path" not in spec):
+                raise ConfigError(
+                    f"{where}.multiple_choice_sets.{name}={spec!r} must be a split of the data or a set with a "
+                    f"path, e.g. +data/multiple_choice@{where}.multiple_choice_sets.{name}=local"
+                )
         if set(self.finetune_splits) != {"full", "retain"}:
             raise ConfigError(f"{where}.finetune_splits needs exactly the keys 'full' and 'retain'")
         named = [self.forget_set, *self.utility_sets, *self.normalised_sets]
@@ -366,6 +374,9 @@ def check_section(cfg: DictConfig, key: str, schema: type) -> None:
         raise ConfigError(f"the config has no '{key}' section")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(section, resolve=True))
+        checked = OmegaConf.to_object(merged)
+    except MissingMandatoryValue as e:  # a `???` of a config file (a local multiple-choice set's path)
+        raise ConfigError(f"{key}.{e.full_key} must be set: add {key}.{e.full_key}=<value>") from None
     except OmegaConfBaseException as e:
         raise ConfigError(f"bad value in {key}.{e.full_key}: {str(e.msg).splitlines()[0]}") from None
-    OmegaConf.to_object(merged).check(key)
+    checked.check(key)
