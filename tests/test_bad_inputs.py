@@ -94,6 +94,10 @@ CASES = [
     # wrong types and ranges of plain keys
     ("seed-not-int", run, ["seed=xyz"], None, "seed='xyz' must be an integer"),
     ("seed-float", run, ["seed=1.5"], None, "seed=1.5 must be an integer"),
+    ("seed-negative", run, ["seed=-1"], None, "seed=-1 must be an integer in [0, 2**32)"),  # was: after the fine-tunes
+    ("finetune-seed-negative", run, ["finetune.seed=-1"], None, "finetune.seed=-1 must be in [0, 2**32)"),
+    ("skip-completed-text", run, ["skip_completed=abc"], None, "skip_completed='abc' must be true or false"),
+    ("target-module", run, ["method.loss._target_=abc"], None, "method.loss._target_='abc' is a module, not a class"),
     ("epochs-zero", run, ["unlearn.epochs=0"], None, "unlearn.epochs and unlearn.batch_size must be >= 1"),
     ("batch-size-text", run, ["finetune.batch_size=many"], None, "finetune.batch_size"),
     ("scheduler", run, ["unlearn.scheduler=wavy"], None, "unlearn.scheduler='wavy'; choose one of"),

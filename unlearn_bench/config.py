@@ -56,6 +56,8 @@ class StageConfig:
             raise ConfigError(f"{where}.scheduler={self.scheduler!r}; choose one of {SCHEDULERS}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"{where}.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"{where}.seed={self.seed} must be in [0, 2**32) (numpy's seeds)")
         target = self.stop_at_unlearn  # a bool is an int to Python: `true` must not mean a target of 1
         number = isinstance(target, int | float) and not isinstance(target, bool)
         if target is not None and not (number and 0 <= target <= 1):
@@ -289,8 +291,10 @@ def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> 
             f"Remove them; the top-level keys are {list(known)}"
         )
     seed = cfg.get("seed")
-    if not _count(seed):
-        raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=0")
+    if not _count(seed) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed={seed!r} must be an integer in [0, 2**32) (numpy's seeds), e.g. seed=0")
+    if "skip_completed" in cfg and not isinstance(cfg.skip_completed, bool):
+        raise ConfigError(f"skip_completed={cfg.skip_completed!r} must be true or false")
 
 
 # What the cell reads from the file of each component group; any other key of such a file must be
@@ -335,6 +339,8 @@ def check_arguments(node: DictConfig, where: str) -> None:
         target = get_object(node._target_)
     except Exception:  # an unimportable target: instantiate reports it with its own message
         return
+    if not callable(target):
+        raise ConfigError(f"{where}._target_={node._target_!r} is a module, not a class or function")
     params = inspect.signature(target).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
