@@ -70,10 +70,14 @@ def check_cell(cfg: DictConfig) -> Components:
     checklist(check_logger, cfg.get("logger"))
     components = checklist(build_components, cfg)
     _check_folders(checklist, cfg, CELL_MODEL_KEYS)
-    if components is not None and not checklist.lines:  # these import torch: seconds a config error need not wait
+    if components is not None and not checklist.lines:
         checklist(_check_depth, cfg, components.loss)
-        for stage in ("unlearn",) if cfg.finetune.full_model and cfg.finetune.retain_model else ("finetune", "unlearn"):
-            checklist(check_optimizer, cfg[stage].optimizer, f"{stage}.optimizer")
+    stages = ("unlearn",) if cfg.finetune.full_model and cfg.finetune.retain_model else ("finetune", "unlearn")
+    for stage in stages:
+        checklist(check_optimizer_knobs, cfg[stage].optimizer, f"{stage}.optimizer")
+    if not checklist.lines:  # the first optimizer built imports torch._dynamo (about a second): not for an error above
+        for stage in stages:
+            checklist(build_optimizer, cfg[stage].optimizer, f"{stage}.optimizer")
     if not checklist.lines:  # the data checks read the (now valid) data config
         _check_data(checklist, cfg, training=True)
     checklist.raise_any()
@@ -179,26 +183,28 @@ def _named(cfg: DictConfig, where: str, error: Exception) -> str:
     return f"{key}={error.value!r} {error.requirement}"
 
 
-def check_optimizer(node: DictConfig, where: str) -> None:
-    """The optimizer built on one parameter, so that a knob of the wrong type or out of range fails
-    here, named, and not at the first unlearning step after the fine-tunes (hours at paper scale).
-    A knob whose default in the optimizer's signature is a number (``lr``, ``weight_decay``) or a
-    boolean must be one; the optimizer itself checks ranges (torch: "Invalid learning rate")."""
+def check_optimizer_knobs(node: DictConfig, where: str) -> None:
+    """An optimizer's knobs against its signature, so that a misspelt or wrong-typed one fails here,
+    named, and not at the first unlearning step after the fine-tunes (hours at paper scale): a knob
+    whose default is a number (``lr``, ``weight_decay``) or a boolean must be one."""
     check_arguments(node, where)
     try:
         target = get_object(node._target_)
     except Exception as e:
         raise ConfigError(f"{where}._target_={node._target_!r} cannot be imported ({e})") from None
-    knobs = OmegaConf.to_container(node, resolve=True)
     defaults = {name: p.default for name, p in inspect.signature(target).parameters.items()}
     number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
-    for key, value in knobs.items():
+    for key, value in OmegaConf.to_container(node, resolve=True).items():
         default = defaults.get(key)
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{where}.{key}={value!r} must be true or false ({node._target_}'s {key})")
         if number(default) and not number(value):
             raise ConfigError(f"{where}.{key}={value!r} must be a number ({node._target_}'s {key})")
-    import torch  # here: a config error found before this check answers without importing torch
+
+
+def build_optimizer(node: DictConfig, where: str) -> None:
+    """The optimizer built on one parameter: its own checks of ranges (torch: "Invalid learning rate")."""
+    import torch
 
     try:
         instantiate(node)([torch.nn.Parameter(torch.zeros(1))])
