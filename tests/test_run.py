@@ -350,7 +350,8 @@ def test_smoke_with_real_tofu_refuses_the_synthetic_knob_in_one_line():
 def test_a_bad_input_as_a_process_prints_one_line_and_builds_nothing(tmp_path):
     """tests/test_bad_inputs.py runs the table in-process; this is the console script as users run it."""
     proc = run_cli(tmp_path, "seed=xyz", cache_dir=tmp_path / "empty_cache")
-    assert proc.returncode == 1 and proc.stderr == "Config error: seed='xyz' must be an integer, e.g. seed=0\n"
+    expected = "Config error: seed='xyz' must be an integer in [0, 2**32) (numpy's seeds), e.g. seed=0\n"
+    assert proc.returncode == 1 and proc.stderr == expected
     assert not (tmp_path / "empty_cache" / "models").exists()
 
 
