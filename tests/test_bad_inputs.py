@@ -142,6 +142,9 @@ CASES = [
     ("lr-bool", run, ["unlearn.optimizer.lr=true"], None, "unlearn.optimizer.lr=True must be a number"),
     ("lr-range", run, ["unlearn.optimizer.lr=-1"], None, "AdamW refuses its knobs: Invalid learning rate: -1"),
     ("finetune-lr-range", run, ["finetune.optimizer.lr=-5"], None, "finetune.optimizer: torch.optim.AdamW refuses"),
+    ("optimizer-no-target", run, ["~unlearn.optimizer._target_"], None, "unlearn.optimizer needs a _target_"),
+    ("optimizer-null", run, ["unlearn.optimizer=null"], None, "unlearn.optimizer needs a _target_"),
+    ("optimizer-not-partial", run, ["~unlearn.optimizer._partial_"], None, "unlearn.optimizer._partial_ must be true"),
     ("optimizer-knob", run, ["+unlearn.optimizer.lrr=1"], None, "unlearn.optimizer.lrr is not an argument of torch"),
     ("optimizer-flag", run, ["+unlearn.optimizer.amsgrad=maybe"], None, "optimizer.amsgrad='maybe' must be true or"),
     (

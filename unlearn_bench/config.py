@@ -26,6 +26,11 @@ def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_number(value) -> bool:
+    """Whether ``value`` is an int or float and not a bool (``true`` is no learning rate)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _check_optimizer(where: str, optimizer) -> None:
     if optimizer is None or "_target_" not in optimizer:
         raise ConfigError(f"{where}.optimizer needs a _target_, e.g. torch.optim.AdamW with _partial_: true")
@@ -58,9 +63,8 @@ class StageConfig:
             raise ConfigError(f"{where}.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"{where}.seed={self.seed} must be in [0, 2**32) (numpy's seeds)")
-        target = self.stop_at_unlearn  # a bool is an int to Python: `true` must not mean a target of 1
-        number = isinstance(target, int | float) and not isinstance(target, bool)
-        if target is not None and not (number and 0 <= target <= 1):
+        target = self.stop_at_unlearn
+        if target is not None and not (is_number(target) and 0 <= target <= 1):
             raise ConfigError(f"{where}.stop_at_unlearn={target!r} must be null or a number in [0, 1]")
         if not 1 <= self.stop_check_every_n_steps <= self.stop_check_max_gap_steps:
             raise ConfigError(

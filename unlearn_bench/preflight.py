@@ -19,7 +19,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from unlearn_bench.attacks import Attack
-from unlearn_bench.config import check_arguments, validate
+from unlearn_bench.config import check_arguments, is_number, validate
 from unlearn_bench.errors import ArgumentError, ConfigError, DataError, Problems, problem_lines
 from unlearn_bench.extras import check_logger
 from unlearn_bench.folders import check_writable, model_path
@@ -73,11 +73,13 @@ def check_cell(cfg: DictConfig) -> Components:
     if components is not None and not checklist.lines:
         checklist(_check_depth, cfg, components.loss)
     stages = ("unlearn",) if cfg.finetune.full_model and cfg.finetune.retain_model else ("finetune", "unlearn")
-    for stage in stages:
-        checklist(check_optimizer_knobs, cfg[stage].optimizer, f"{stage}.optimizer")
+    optimizers = {f"{s}.optimizer": cfg[s].optimizer for s in stages}
+    optimizers = {where: node for where, node in optimizers.items() if node and "_target_" in node}  # else: validate
+    for where, node in optimizers.items():
+        checklist(check_optimizer_knobs, node, where)
     if not checklist.lines:  # the first optimizer built imports torch._dynamo (about a second): not for an error above
-        for stage in stages:
-            checklist(build_optimizer, cfg[stage].optimizer, f"{stage}.optimizer")
+        for where, node in optimizers.items():
+            checklist(build_optimizer, node, where)
     if not checklist.lines:  # the data checks read the (now valid) data config
         _check_data(checklist, cfg, training=True)
     checklist.raise_any()
@@ -187,18 +189,19 @@ def check_optimizer_knobs(node: DictConfig, where: str) -> None:
     """An optimizer's knobs against its signature, so that a misspelt or wrong-typed one fails here,
     named, and not at the first unlearning step after the fine-tunes (hours at paper scale): a knob
     whose default is a number (``lr``, ``weight_decay``) or a boolean must be one."""
+    if not node.get("_partial_"):
+        raise ConfigError(f"{where}._partial_ must be true: the optimizer is given the parameters when training starts")
     check_arguments(node, where)
     try:
         target = get_object(node._target_)
     except Exception as e:
         raise ConfigError(f"{where}._target_={node._target_!r} cannot be imported ({e})") from None
     defaults = {name: p.default for name, p in inspect.signature(target).parameters.items()}
-    number = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
     for key, value in OmegaConf.to_container(node, resolve=True).items():
         default = defaults.get(key)
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{where}.{key}={value!r} must be true or false ({node._target_}'s {key})")
-        if number(default) and not number(value):
+        if is_number(default) and not is_number(value):
             raise ConfigError(f"{where}.{key}={value!r} must be a number ({node._target_}'s {key})")
 
 
@@ -209,7 +212,7 @@ def build_optimizer(node: DictConfig, where: str) -> None:
     try:
         instantiate(node)([torch.nn.Parameter(torch.zeros(1))])
     except Exception as e:
-        raise ConfigError(f"{where}: {node._target_} refuses its knobs: {e}") from None
+        raise ConfigError(f"{where}: {node._target_} refuses its knobs: {str(e).splitlines()[0]}") from None
 
 
 def _check_depth(cfg: DictConfig, loss: ComposedLoss) -> None:
