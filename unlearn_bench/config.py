@@ -31,6 +31,11 @@ def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_seed(value) -> bool:
+    """Whether ``value`` is a seed numpy takes (Lightning's ``seed_everything`` refuses others)."""
+    return _count(value) and 0 <= value < 2**32
+
+
 def _check_optimizer(where: str, optimizer) -> None:
     if optimizer is None or "_target_" not in optimizer:
         raise ConfigError(f"{where}.optimizer needs a _target_, e.g. torch.optim.AdamW with _partial_: true")
@@ -61,7 +66,7 @@ class StageConfig:
             raise ConfigError(f"{where}.scheduler={self.scheduler!r}; choose one of {SCHEDULERS}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"{where}.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
-        if not 0 <= self.seed < 2**32:
+        if not _is_seed(self.seed):
             raise ConfigError(f"{where}.seed={self.seed} must be in [0, 2**32) (numpy's seeds)")
         target = self.stop_at_unlearn
         if target is not None and not (is_number(target) and 0 <= target <= 1):
@@ -295,7 +300,7 @@ def check_top_level(cfg: DictConfig, entry_point_keys: tuple[str, ...] = ()) -> 
             f"Remove them; the top-level keys are {list(known)}"
         )
     seed = cfg.get("seed")
-    if not _count(seed) or not 0 <= seed < 2**32:
+    if not _is_seed(seed):
         raise ConfigError(f"seed={seed!r} must be an integer in [0, 2**32) (numpy's seeds), e.g. seed=0")
     if "skip_completed" in cfg and not isinstance(cfg.skip_completed, bool):
         raise ConfigError(f"skip_completed={cfg.skip_completed!r} must be true or false")

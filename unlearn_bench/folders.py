@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from unlearn_bench.config import is_number
 from unlearn_bench.errors import FolderError
 
 # What from_pretrained needs in a folder, and the file patterns that provide it.
@@ -31,8 +32,8 @@ def model_path(value: str | Path, key: str) -> str:
     """``value`` as ``from_pretrained`` takes it: a local model folder, checked for a config,
     weights and a tokenizer, or a hub id (anything that does not look like a path), unchecked here."""
     if not isinstance(value, str | Path):  # Hydra reads `2024` as a number and `true` as a bool
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        hint = f"; Hydra reads {value} as a number: quote it ({key}=\"'{value}'\") or write ./{value}" if number else ""
+        number = f"; Hydra reads {value} as a number: quote it ({key}=\"'{value}'\") or write ./{value}"
+        hint = number if is_number(value) else ""
         raise FolderError(f"{key}={value!r} is not a hub id or a model folder{hint}")
     local = Path(value).expanduser()
     if not local.exists():
