@@ -29,20 +29,22 @@ VARIANTS = {"default": None, "expandable": "expandable_segments:True"}
 def child(args) -> None:
     """Times the eval-like batches in this process; prints one JSON line."""
     import torch
-    from generation_cache import EVAL_SETS, eval_batches, generate, prompts
-    from gpu_check import CPU_SHAPE, LLAMA3_VOCAB, SHAPES
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from generation_cache import (
+        CPU_EVAL_SETS,
+        CPU_VOCAB,
+        EVAL_SETS,
+        LLAMA3_VOCAB,
+        eval_batches,
+        generate,
+        prompts,
+        random_model,
+    )
 
     device = torch.device("cpu" if args.cpu else "cuda")
-    vocab = 512 if args.cpu else LLAMA3_VOCAB
-    shape = CPU_SHAPE if args.cpu else SHAPES[args.model]
-    config = LlamaConfig(vocab_size=vocab, max_position_embeddings=4096, **shape)
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32 if args.cpu else torch.bfloat16)
-    model.eval()
+    vocab = CPU_VOCAB if args.cpu else LLAMA3_VOCAB
+    model = random_model(args.model, args.cpu, device)
     generate(model, prompts(4, vocab, device, seed=1), 4, None)  # kernels, not the cache's sizes
-    batches = eval_batches([24, 24, 7, 6] if args.cpu else EVAL_SETS, 16 if args.cpu else 256, vocab, device)
+    batches = eval_batches(CPU_EVAL_SETS if args.cpu else EVAL_SETS, 16 if args.cpu else 256, vocab, device)
     outputs, seconds = zip(*(generate(model, b, args.new_tokens or (8 if args.cpu else 200), None) for b in batches))
     digest = hashlib.sha256(b"".join(o.cpu().numpy().tobytes() for o in outputs)).hexdigest()
     print(json.dumps({"seconds": sum(seconds), "per_batch": [round(s, 2) for s in seconds], "digest": digest}))

@@ -29,6 +29,18 @@ from gpu_check import CPU_SHAPE, LLAMA3_VOCAB, SHAPES, free, sync
 from transformers import AutoModelForCausalLM, LlamaConfig
 
 EVAL_SETS = [400, 400, 117, 100]  # TOFU's forget10 and retain_perturbed questions, world facts, real authors
+CPU_EVAL_SETS = [24, 24, 7, 6]
+CPU_VOCAB = 512
+
+
+def random_model(name: str, cpu: bool, device: torch.device):
+    """A random-weight Llama of the published shape ``name`` in bf16 (``cpu``: a tiny one in fp32), for inference."""
+    vocab, shape = (CPU_VOCAB, CPU_SHAPE) if cpu else (LLAMA3_VOCAB, SHAPES[name])
+    config = LlamaConfig(vocab_size=vocab, max_position_embeddings=4096, **shape)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32 if cpu else torch.bfloat16)
+    return model.eval()
 
 
 def prompts(n: int, vocab: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -89,13 +101,8 @@ def main() -> None:
     new_tokens = args.new_tokens or (16 if args.cpu else 200)
     summary = []
     for name in ["cpu"] if args.cpu else args.models:
-        vocab = 512 if args.cpu else LLAMA3_VOCAB
-        shape = CPU_SHAPE if args.cpu else SHAPES[name]
-        config = LlamaConfig(vocab_size=vocab, max_position_embeddings=4096, **shape)
-        torch.manual_seed(0)
-        with torch.device(device):
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32 if args.cpu else torch.bfloat16)
-        model.eval()
+        vocab = CPU_VOCAB if args.cpu else LLAMA3_VOCAB
+        model = random_model(name, args.cpu, device)
         batch = prompts(answers, vocab, device)
         generate(model, prompts(4, vocab, device, seed=1), 4, None)  # warm-up (kernels, allocator)
         _, first_dynamic_s = generate(model, batch, new_tokens, None)  # grows the allocator's pool, as an eval has
@@ -116,7 +123,7 @@ def main() -> None:
             flush=True,
         )
         # A cell's eval: every batch shape new to the static cache compiles once per process.
-        sets = [24, 24, 7, 6] if args.cpu else EVAL_SETS
+        sets = CPU_EVAL_SETS if args.cpu else EVAL_SETS
         batches = eval_batches(sets, answers, vocab, device)
         passes = {  # the dynamic cache's pool has grown above; the static one's second pass is compiled
             cache: [sum(generate(model, b, new_tokens, cache)[1] for b in batches) for _ in range(rounds)]
